@@ -1,0 +1,1 @@
+"""Code every newsmon service uses: settings, message schemas, Kafka helpers, metrics, logging."""

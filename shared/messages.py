@@ -1,0 +1,164 @@
+"""Message schemas of every topic, one versioned model per topic.
+
+Messages are JSON (UTF-8). Decoding is strict about types and required fields, lenient about
+unknown fields (a newer producer may add some), so a consumer never crashes on a message from a
+newer version, and a message that does not fit goes to the DLQ with the validation error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = [
+    "Alert",
+    "AlertSource",
+    "Article",
+    "Classified",
+    "Evidence",
+    "MessageDecodeError",
+    "Term",
+    "decode",
+    "encode",
+    "stable_id",
+    "utc_now",
+]
+
+
+def _require_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp must carry a UTC offset")
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_require_utc)]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def stable_id(*parts: str, length: int = 24) -> str:
+    """A short hex id that is the same for the same parts on every machine and run."""
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    return digest[:length]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=False)
+
+
+class Article(_Message):
+    """A news item as fetched and normalised (topic newsmon.articles.v1, key = id)."""
+
+    schema_: Literal["newsmon.article.v1"] = Field("newsmon.article.v1", alias="schema")
+    id: str = Field(min_length=1, description="Stable article id: hash of the feed GUID or canonical URL")
+    feed: str = Field(description="Name of the configured feed the item came from")
+    source: str = Field(description="Outlet name (feed title or configured name)")
+    url: str = Field(description="Canonical article URL")
+    title: str
+    summary: str = Field("", description="Plain-text summary / lede (HTML removed)")
+    text: str = Field("", description="Full article text when fetched, else empty")
+    published: UtcDatetime | None = Field(None, description="Publication time (UTC) if the feed gave one")
+    fetched: UtcDatetime = Field(description="When newsmon fetched the item (UTC)")
+    lang: str | None = Field(None, description="ISO 639-1 language code if known")
+    authors: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+class Term(_Message):
+    """One lexicon term found in an evidence sentence."""
+
+    term: str = Field(description="The text as it stands in the sentence")
+    category: str = Field(description="Lexicon category, e.g. dprk_actor, troops, weapons")
+    start: int = Field(ge=0, description="Offset of the term within the sentence (characters)")
+    end: int = Field(ge=0, description="Offset just past the term within the sentence")
+
+
+class Evidence(_Message):
+    """A sentence that made the classifier fire, with the terms it matched."""
+
+    field: Literal["title", "summary", "text"]
+    sentence: str
+    start: int = Field(ge=0, description="Offset of the sentence within the field (characters)")
+    terms: tuple[Term, ...] = ()
+
+
+class Classified(_Message):
+    """An article with the classifier's verdict (topic newsmon.classified.v1, key = article id)."""
+
+    schema_: Literal["newsmon.classified.v1"] = Field("newsmon.classified.v1", alias="schema")
+    article: Article
+    match: bool
+    score: float = Field(ge=0.0, le=1.0)
+    categories: tuple[str, ...] = ()
+    evidence: tuple[Evidence, ...] = ()
+    classifier_version: str
+    classified: UtcDatetime
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+class AlertSource(_Message):
+    """One outlet that carried the alerted story."""
+
+    article_id: str
+    source: str
+    url: str
+    feed: str
+
+
+class Alert(_Message):
+    """An alert about a matching story (topic newsmon.alerts.v1, key = story id)."""
+
+    schema_: Literal["newsmon.alert.v1"] = Field("newsmon.alert.v1", alias="schema")
+    alert_id: str = Field(description="Stable id: the same story always has the same alert id")
+    revision: int = Field(1, ge=1, description="1 for the first alert; grows when copies join")
+    story_id: str
+    article_id: str
+    title: str
+    url: str
+    source: str
+    feed: str
+    lang: str | None = None
+    summary: str = ""
+    categories: tuple[str, ...] = ()
+    score: float = Field(ge=0.0, le=1.0)
+    evidence: tuple[Evidence, ...] = ()
+    classifier_version: str
+    published: UtcDatetime | None = None
+    fetched: UtcDatetime
+    classified: UtcDatetime
+    alerted: UtcDatetime
+    sources: tuple[AlertSource, ...] = ()
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+class MessageDecodeError(ValueError):
+    """The bytes are not a valid message of the expected schema (a poison message)."""
+
+
+M = TypeVar("M", bound=_Message)
+
+
+def encode(message: _Message) -> bytes:
+    return message.model_dump_json(by_alias=True).encode("utf-8")
+
+
+def decode(model: type[M], payload: bytes | None) -> M:
+    if payload is None:
+        raise MessageDecodeError(f"{model.__name__}: empty message (tombstone)")
+    try:
+        return model.model_validate_json(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "message"
+        raise MessageDecodeError(
+            f"{model.__name__}: {where}: {first.get('msg', 'invalid')} ({exc.error_count()} error(s))"
+        ) from None
