@@ -55,14 +55,18 @@ class Article(_Message):
     """A news item as fetched and normalised (topic newsmon.articles.v1, key = id)."""
 
     schema_: Literal["newsmon.article.v1"] = Field("newsmon.article.v1", alias="schema")
-    id: str = Field(min_length=1, description="Stable article id: hash of the feed GUID or canonical URL")
+    id: str = Field(
+        min_length=1, description="Stable article id: hash of the feed GUID or canonical URL"
+    )
     feed: str = Field(description="Name of the configured feed the item came from")
     source: str = Field(description="Outlet name (feed title or configured name)")
     url: str = Field(description="Canonical article URL")
     title: str
     summary: str = Field("", description="Plain-text summary / lede (HTML removed)")
     text: str = Field("", description="Full article text when fetched, else empty")
-    published: UtcDatetime | None = Field(None, description="Publication time (UTC) if the feed gave one")
+    published: UtcDatetime | None = Field(
+        None, description="Publication time (UTC) if the feed gave one"
+    )
     fetched: UtcDatetime = Field(description="When newsmon fetched the item (UTC)")
     lang: str | None = Field(None, description="ISO 639-1 language code if known")
     authors: tuple[str, ...] = ()
@@ -159,6 +163,7 @@ def decode(model: type[M], payload: bytes | None) -> M:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "message"
+        problem = first.get("msg", "invalid")
         raise MessageDecodeError(
-            f"{model.__name__}: {where}: {first.get('msg', 'invalid')} ({exc.error_count()} error(s))"
+            f"{model.__name__}: {where}: {problem} ({exc.error_count()} error(s))"
         ) from None

@@ -1,0 +1,266 @@
+"""The `newsmon` command line: run the services, watch topics, manage the local broker."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from newsmon import __version__
+from newsmon.shared.logging import configure_logging
+from newsmon.shared.settings import Settings
+from pydantic import ValidationError
+
+__all__ = ["main"]
+
+DESCRIPTION = """\
+newsmon watches news feeds for stories about North Korea-Russia military cooperation
+(North Korean troops in Russia, munitions and missiles for Russia, Russian military
+technology for North Korea, the 2024 treaty, summits) and publishes alerts to Kafka
+topics and Slack.
+
+Pipeline: fetcher -> newsmon.articles.v1 -> classifier -> newsmon.classified.v1
+          -> alerter -> newsmon.alerts.v1 -> notifier -> Slack
+
+Start here:
+  newsmon run                      everything in one process (starts a local Kafka
+                                   broker when NEWSMON_KAFKA_BOOTSTRAP is unset)
+  newsmon tail newsmon.alerts.v1   print alerts as JSON lines
+
+Configuration comes from NEWSMON_* environment variables or a TOML file named by
+NEWSMON_CONFIG_FILE; `newsmon config` prints every setting with its current value.
+"""
+
+EPILOG = "Each command has its own --help. Docs: README.md (Configuration, Topics and messages)."
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        ]
+        raise SystemExit("newsmon: invalid configuration:\n" + "\n".join(lines)) from None
+    except OSError as exc:
+        raise SystemExit(f"newsmon: cannot read configuration: {exc}") from None
+
+
+def _configure_logs(settings: Settings) -> None:
+    configure_logging(settings.log_level, settings.log_format)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from newsmon.runner import SERVICES, serve
+
+    settings = _settings()
+    _configure_logs(settings)
+    names = list(SERVICES) if args.command == "run" else [args.command]
+    start_broker = args.command == "run" and not settings.kafka_bootstrap
+    return asyncio.run(serve(settings, names, process_name=args.command, start_broker=start_broker))
+
+
+def _decode_value(value: bytes | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value.decode("utf-8", errors="replace")
+
+
+def record_as_json(record: Any) -> str:
+    return json.dumps(
+        {
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "timestamp": record.timestamp,
+            "key": record.key.decode("utf-8", errors="replace") if record.key else None,
+            "headers": {k: bytes(v).decode("utf-8", errors="replace") for k, v in record.headers},
+            "value": _decode_value(record.value),
+        },
+        ensure_ascii=False,
+    )
+
+
+async def _tail(
+    bootstrap: str,
+    topic: str,
+    *,
+    from_beginning: bool,
+    limit: int | None,
+    idle_timeout_s: float | None,
+) -> int:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    printed = 0
+    loop = asyncio.get_running_loop()
+    last = loop.time()
+    try:
+        while limit is None or printed < limit:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    print(record_as_json(record), flush=True)
+                    printed += 1
+                    last = loop.time()
+            if idle_timeout_s is not None and loop.time() - last > idle_timeout_s:
+                break
+    finally:
+        await consumer.stop()
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    from newsmon.runner import local_bootstrap
+
+    settings = _settings()
+    configure_logging("WARNING", "text")
+    try:
+        return asyncio.run(
+            _tail(
+                local_bootstrap(settings),
+                args.topic,
+                from_beginning=not args.new_only,
+                limit=args.max,
+                idle_timeout_s=args.idle_timeout,
+            )
+        )
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from newsmon.shared.broker import LocalKafka, broker_ready
+
+    settings = _settings()
+    _configure_logs(settings)
+    broker = LocalKafka(
+        settings.kafka_local_dir, port=settings.kafka_local_port, heap=settings.kafka_local_heap
+    )
+    if args.action == "start":
+        if asyncio.run(broker_ready(broker.bootstrap)):
+            print(f"a Kafka broker already answers on {broker.bootstrap}")
+            return 0
+        broker.start(detach=True)
+        took = asyncio.run(broker.wait_ready())
+        print(
+            f"Kafka broker ready on {broker.bootstrap} in {took:.1f}s (log: {broker.log_file}); "
+            "stop it with `make kafka-stop`"
+        )
+    elif args.action == "stop":
+        pid = broker.running_pid()
+        broker.stop()
+        print(f"stopped Kafka broker (pid {pid})" if pid else "no local Kafka broker was running")
+    else:
+        pid = broker.running_pid()
+        ready = asyncio.run(broker_ready(broker.bootstrap))
+        print(
+            f"pid: {pid or '-'}  bootstrap: {broker.bootstrap}  ready: {'yes' if ready else 'no'}"
+        )
+        return 0 if ready else 1
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    settings = _settings()
+    for name, value in settings.describe().items():
+        field = type(settings).model_fields[name]
+        print(f"NEWSMON_{name.upper():<30} = {value:<40} {field.description or ''}".rstrip())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="newsmon",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"newsmon {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(
+        name: str, help_: str, func: Callable[[argparse.Namespace], int]
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    add(
+        "run",
+        "run fetcher, classifier, alerter and Slack notifier in one process "
+        "(starts a local Kafka broker when NEWSMON_KAFKA_BOOTSTRAP is unset)",
+        cmd_serve,
+    )
+    add("fetcher", "poll the feeds of NEWSMON_FEEDS_FILE and publish articles", cmd_serve)
+    add("classifier", "classify articles and publish verdicts", cmd_serve)
+    add("alerter", "turn matching verdicts into alerts on newsmon.alerts.v1", cmd_serve)
+    add("notifier", "post alerts to the Slack webhook NEWSMON_SLACK_WEBHOOK_URL", cmd_serve)
+
+    tail = add("tail", "print a topic's messages as JSON lines (Ctrl-C stops)", cmd_tail)
+    tail.add_argument("topic", help="e.g. newsmon.alerts.v1")
+    tail.add_argument("--new-only", action="store_true", help="skip what is already in the topic")
+    tail.add_argument("--max", type=int, default=None, help="exit after N messages")
+    tail.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="exit when no message came for this long",
+    )
+
+    broker = add("broker", "start, stop or check the local Kafka broker (127.0.0.1)", cmd_broker)
+    broker.add_argument("action", choices=["start", "stop", "status"])
+
+    add("config", "print every setting (NEWSMON_*) with its value and meaning", cmd_config)
+
+    _add_optional_commands(sub)
+    return parser
+
+
+def _add_optional_commands(sub: Any) -> None:
+    """Commands whose modules bring their own argument parsing."""
+    from newsmon.classifier.commands import add_subcommands as add_classify
+
+    add_classify(sub)
+    preview = sub.add_parser(
+        "slack-preview",
+        help="print the exact Slack webhook payload for an alert JSON",
+        description="Reads one alert (JSON, or JSON lines) from FILE or stdin and prints the "
+        "Slack webhook payload newsmon would post for it.",
+    )
+    preview.add_argument("file", nargs="?", default="-", help="alert JSON file, or - for stdin")
+    preview.set_defaults(func=cmd_slack_preview)
+
+
+def cmd_slack_preview(args: argparse.Namespace) -> int:
+    from newsmon.alerter.slack import preview_command
+
+    return preview_command(args.file, sys.stdout, sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

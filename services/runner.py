@@ -1,0 +1,119 @@
+"""Starting services: the local broker when needed, topics, /metrics, signals, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from newsmon import __version__
+from newsmon.shared.broker import LocalKafka, broker_ready
+from newsmon.shared.kafka import ensure_topics
+from newsmon.shared.lifecycle import install_stop_signals, run_until_stopped
+from newsmon.shared.metrics import Metrics, serve_ops
+from newsmon.shared.settings import Settings
+
+__all__ = ["SERVICES", "local_bootstrap", "serve"]
+
+log = logging.getLogger("newsmon")
+
+ServiceMain = Callable[[Settings, Metrics, asyncio.Event], Coroutine[Any, Any, None]]
+
+
+def _service_mains() -> dict[str, ServiceMain]:
+    # Imported lazily: `newsmon tail` or `newsmon --help` need not load the classifier.
+    from newsmon.alerter import app as alerter
+    from newsmon.alerter import notifier
+    from newsmon.classifier import app as classifier
+    from newsmon.fetcher import app as fetcher
+
+    return {
+        "fetcher": fetcher.run,
+        "classifier": classifier.run,
+        "alerter": alerter.run,
+        "notifier": notifier.run,
+    }
+
+
+SERVICES = ("fetcher", "classifier", "alerter", "notifier")
+
+
+def local_bootstrap(settings: Settings) -> str:
+    return settings.kafka_bootstrap or f"127.0.0.1:{settings.kafka_local_port}"
+
+
+async def _start_local_broker(settings: Settings) -> LocalKafka | None:
+    """Use a broker already answering on the local port, else start one. Returns the broker
+    this call started (to stop on exit), or None when it reused one."""
+    bootstrap = local_bootstrap(settings)
+    if await broker_ready(bootstrap, timeout_s=2.0):
+        log.info("using the Kafka broker already running at %s", bootstrap)
+        return None
+    broker = LocalKafka(
+        settings.kafka_local_dir, port=settings.kafka_local_port, heap=settings.kafka_local_heap
+    )
+    log.info("NEWSMON_KAFKA_BOOTSTRAP is unset: starting a local Kafka broker on %s", bootstrap)
+    await asyncio.to_thread(broker.start)
+    took = await broker.wait_ready()
+    log.info("local Kafka broker ready in %.1fs (log: %s)", took, broker.log_file)
+    return broker
+
+
+async def serve(
+    settings: Settings,
+    names: Sequence[str],
+    *,
+    process_name: str,
+    start_broker: bool,
+    stop: asyncio.Event | None = None,
+    metrics: Metrics | None = None,
+) -> int:
+    """Run the named services in this process until SIGTERM/SIGINT (or until `stop` is set,
+    when the caller owns stopping, as tests do). Returns the exit code."""
+    if stop is None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+    broker = await _start_local_broker(settings) if start_broker else None
+    settings = settings.with_overrides(kafka_bootstrap=local_bootstrap(settings))
+    metrics = metrics or Metrics(version=__version__)
+    ops = serve_ops(metrics, settings.metrics_host, settings.metrics_port_for(process_name))
+    log.info("metrics on http://%s:%d/metrics", settings.metrics_host, ops.port)
+    try:
+        await _wait_for_broker(settings, stop)
+        if stop.is_set():
+            return 0
+        created = await ensure_topics(settings)
+        if created:
+            log.info("created topics: %s", ", ".join(created))
+        mains = _service_mains()
+        services = [(name, _bind(mains[name], settings, metrics, stop)) for name in names]
+        log.info("running %s (Ctrl-C or SIGTERM stops)", ", ".join(names))
+        return await run_until_stopped(services, stop, settings.shutdown_timeout_s)
+    finally:
+        ops.close()
+        if broker is not None:
+            await asyncio.to_thread(broker.stop)
+            log.info("stopped the local Kafka broker")
+
+
+def _bind(
+    main: ServiceMain, settings: Settings, metrics: Metrics, stop: asyncio.Event
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    return lambda: main(settings, metrics, stop)
+
+
+async def _wait_for_broker(settings: Settings, stop: asyncio.Event) -> None:
+    """A broker that is down at start-up is waited for (and said so), not a crash."""
+    assert settings.kafka_bootstrap is not None
+    started, warned = time.monotonic(), False
+    while not stop.is_set() and not await broker_ready(settings.kafka_bootstrap):
+        if not warned:
+            log.warning("Kafka at %s does not answer yet; waiting for it", settings.kafka_bootstrap)
+            warned = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=2.0)
+    if warned and not stop.is_set():
+        log.info("Kafka answered after %.0fs", time.monotonic() - started)

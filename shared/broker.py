@@ -1,0 +1,358 @@
+"""A real single-node Apache Kafka 4.x broker (KRaft, broker+controller) on 127.0.0.1.
+
+The one place that knows how to fetch, format, start, probe and stop the local broker; both
+`newsmon run` and the test suite use it. Jars come from Maven Central through
+deploy/kafka/pom.xml (`make kafka-jars`); Java 17 runs them.
+
+Facts this relies on (checked here with Kafka 4.1.1):
+- `kafka.tools.StorageTool format --standalone` formats a single-node KRaft quorum that uses
+  `controller.quorum.bootstrap.servers` (apache/kafka core/.../kafka/tools/StorageTool.scala).
+- `kafka.Kafka server.properties` is the main class `kafka-server-start.sh` runs.
+- An open port is not readiness: the broker may accept connections before it has registered,
+  so readiness is a real metadata request (describe_cluster) that names this broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+from .errors import BrokerError
+
+__all__ = ["LocalKafka", "broker_ready", "free_port"]
+
+log = logging.getLogger("newsmon.broker")
+
+_PR_SET_PDEATHSIG = 1  # prctl option: signal the child when its parent dies (linux/prctl.h)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_properties(data_dir: Path, port: int, controller_port: int) -> str:
+    """A single-node combined-mode config; internal topics sized for one broker so the first
+    consumer group and the first transaction do not wait for 50 partitions each."""
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={data_dir}",
+            "num.partitions=1",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "transaction.state.log.num.partitions=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=false",
+            "",
+        ]
+    )
+
+
+def _cluster_id() -> str:
+    # Kafka cluster ids are 16 random bytes in URL-safe base64 without padding (Uuid.toString).
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+
+
+def _die_with_parent() -> None:
+    """Run in the child before exec: the broker gets SIGTERM if newsmon dies, even by kill -9."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _port_open(bootstrap: str) -> bool:
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+async def broker_ready(bootstrap: str, timeout_s: float = 5.0) -> bool:
+    """True when a metadata request to `bootstrap` answers with at least one broker."""
+    # A closed port is the common case while the JVM boots; checking it first keeps the
+    # Kafka client from logging a connection error on every probe.
+    if not await asyncio.to_thread(_port_open, bootstrap):
+        return False
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
+    )
+    try:
+        await asyncio.wait_for(admin.start(), timeout_s)
+        cluster = await asyncio.wait_for(admin.describe_cluster(), timeout_s)
+        return bool(cluster.get("brokers"))
+    except Exception:
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+
+
+@dataclass
+class LocalKafka:
+    """A local broker whose files live under `home` (lib/ = jars, <name>/ = data + logs)."""
+
+    home: Path
+    port: int = 9092
+    controller_port: int | None = None
+    heap: str = "512m"
+    name: str | None = None
+    pom: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.home = self.home.resolve()
+        if self.controller_port is None:
+            self.controller_port = free_port()
+        self.name = self.name or f"broker-{self.port}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    # --- files -------------------------------------------------------------------------
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def lib_dir(self) -> Path:
+        return self.home / "lib"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / str(self.name)
+
+    @property
+    def log_file(self) -> Path:
+        return self.run_dir / "broker.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run_dir / "broker.pid"
+
+    def _classpath(self) -> str:
+        return str(self.lib_dir / "*")
+
+    def _java(self) -> str:
+        java = shutil.which("java")
+        if java is None:
+            raise BrokerError(
+                "java not found: install a Java 17 runtime "
+                "(apt-get install openjdk-17-jre-headless)"
+            )
+        return java
+
+    def ensure_jars(self) -> None:
+        """Fetch the broker jars with Maven when they are not cached yet."""
+        if any(self.lib_dir.glob("kafka_2.13-*.jar")):
+            return
+        pom = self.pom or Path("deploy/kafka/pom.xml")
+        if not pom.is_file() or shutil.which("mvn") is None:
+            raise BrokerError(
+                f"Kafka jars missing in {self.lib_dir}: run `make kafka-jars` "
+                "(needs Maven and deploy/kafka/pom.xml)"
+            )
+        log.info("fetching Kafka jars with Maven", extra={"pom": str(pom)})
+        mvn = shutil.which("mvn") or "mvn"
+        subprocess.run(  # noqa: S603 - fixed argv, no shell
+            [
+                mvn,
+                "-B",
+                "-q",
+                "-f",
+                str(pom),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={self.lib_dir}",
+                "-DincludeScope=runtime",
+            ],
+            check=True,
+        )
+
+    def _write_config(self) -> Path:
+        assert self.controller_port is not None
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        config = self.run_dir / "server.properties"
+        config.write_text(server_properties(self.run_dir / "data", self.port, self.controller_port))
+        log4j = self.run_dir / "log4j2.properties"
+        log4j.write_bytes(
+            resources.files("newsmon.shared").joinpath("kafka-log4j2.properties").read_bytes()
+        )
+        return config
+
+    def format_storage(self, config: Path) -> None:
+        """Format the data directory once; later starts keep the data (--ignore-formatted)."""
+        result = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            [
+                self._java(),
+                "-cp",
+                self._classpath(),
+                "kafka.tools.StorageTool",
+                "format",
+                "--standalone",
+                "-t",
+                _cluster_id(),
+                "-c",
+                str(config),
+                "--ignore-formatted",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise BrokerError(
+                f"formatting Kafka storage failed: {result.stderr.strip() or result.stdout.strip()}"
+            )
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def start(self, *, detach: bool = False) -> None:
+        """Start the JVM. With detach, the broker outlives this process (pid file kept)."""
+        self.ensure_jars()
+        config = self._write_config()
+        self.format_storage(config)
+        log_handle = self.log_file.open("ab")
+        argv = [
+            self._java(),
+            f"-Xms{self.heap}",
+            f"-Xmx{self.heap}",
+            # kafka-run-class.sh's defaults (apache/kafka bin/kafka-run-class.sh).
+            "-server",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-XX:InitiatingHeapOccupancyPercent=35",
+            "-XX:+ExplicitGCInvokesConcurrent",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.run_dir / 'log4j2.properties'}",
+            f"-Dkafka.logs.dir={self.run_dir}",
+            "-cp",
+            self._classpath(),
+            "kafka.Kafka",
+            str(config),
+        ]
+        self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            argv,
+            stdout=log_handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=None if detach else _die_with_parent,
+            start_new_session=detach,
+        )
+        log_handle.close()
+        self.pid_file.write_text(str(self._process.pid))
+        log.info(
+            "started local Kafka broker",
+            extra={
+                "bootstrap": self.bootstrap,
+                "pid": self._process.pid,
+                "log": str(self.log_file),
+            },
+        )
+
+    async def wait_ready(self, timeout_s: float = 60.0) -> float:
+        """Wait until a metadata request succeeds; returns the seconds it took."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout_s:
+            if self._process is not None and self._process.poll() is not None:
+                raise BrokerError(
+                    f"Kafka broker exited with {self._process.returncode}: {self.log_tail()}"
+                )
+            if await broker_ready(self.bootstrap, timeout_s=2.0):
+                return time.monotonic() - started
+            await asyncio.sleep(0.25)
+        raise BrokerError(f"Kafka broker not ready after {timeout_s:.0f}s: {self.log_tail()}")
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return " | ".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no broker log)"
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """SIGTERM (controlled shutdown), then SIGKILL after the timeout."""
+        pid = self._process.pid if self._process is not None else self._pid_from_file()
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        if not self._wait_gone(pid, timeout_s):
+            log.warning("Kafka broker ignored SIGTERM; killing it", extra={"pid": pid})
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            self._wait_gone(pid, 5.0)
+        self.pid_file.unlink(missing_ok=True)
+        self._process = None
+
+    def _pid_from_file(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def _wait_gone(self, pid: int, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.pid == pid:
+                if self._process.poll() is not None:
+                    return True
+            elif not _alive(pid):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def running_pid(self) -> int | None:
+        if self._process is not None and self._process.poll() is None:
+            return self._process.pid
+        return self._pid_from_file()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); /proc tells whether it has exited.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
+if __name__ == "__main__":  # pragma: no cover - manual check: python -m newsmon.shared.broker
+    logging.basicConfig(level="INFO")
+    broker = LocalKafka(Path(".cache/kafka"), port=free_port())
+    broker.start()
+    print(
+        f"ready in {asyncio.run(broker.wait_ready()):.1f}s on {broker.bootstrap}", file=sys.stderr
+    )
+    broker.stop()

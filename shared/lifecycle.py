@@ -1,0 +1,54 @@
+"""Process lifecycle: SIGTERM/SIGINT set a stop event; services drain and return."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+__all__ = ["install_stop_signals", "run_until_stopped"]
+
+log = logging.getLogger("newsmon")
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+
+    def _on_signal(sig: signal.Signals) -> None:
+        if stop.is_set():
+            return
+        log.info("received %s: draining in-flight work, then exiting", sig.name)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _on_signal, sig)
+
+
+async def run_until_stopped(
+    services: Sequence[tuple[str, Callable[[], Coroutine[Any, Any, None]]]],
+    stop: asyncio.Event,
+    shutdown_timeout_s: float,
+) -> int:
+    """Run each service as a task until `stop` is set or one of them fails (then the others
+    are stopped too). Returns the exit code: 0 for a clean stop, 1 if any service failed."""
+    tasks = {asyncio.create_task(factory(), name=name): name for name, factory in services}
+    stopper = asyncio.create_task(stop.wait(), name="stop")
+    await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    _, pending = await asyncio.wait(tasks, timeout=shutdown_timeout_s)
+    for task in pending:
+        log.warning(
+            "service %s did not stop within %.0fs; cancelling it", tasks[task], shutdown_timeout_s
+        )
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    await stopper
+    failed = [t for t in tasks if not t.cancelled() and t.exception() is not None]
+    for task in failed:
+        exc = task.exception()
+        log.error("service %s failed: %s", tasks[task], exc, exc_info=exc)
+    return 1 if failed else 0

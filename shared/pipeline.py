@@ -1,0 +1,236 @@
+"""Consume-transform-produce: the loop the classifier and the alerter share.
+
+A batch of records is transformed off the event loop (the transform is pure and may be CPU
+bound); the outputs, dead letters for records the transform refused, and the consumer offsets
+then go out together:
+- with transactions (default): in one Kafka transaction, so a read_committed reader sees each
+  output exactly once even if the process dies mid-batch;
+- without: every send acknowledged (acks=all) before the offsets are committed: at-least-once,
+  made harmless by stable message ids.
+If the produce or the commit fails (broker restarting), the batch is retried from its first
+offset after a backoff: nothing is lost and nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import IllegalStateError, KafkaError
+from aiokafka.structs import OffsetAndMetadata
+
+from .kafka import Headers, dlq_headers, make_consumer, make_producer
+from .metrics import Metrics
+from .settings import Settings
+
+__all__ = ["Output", "Processor", "Transform"]
+
+log = logging.getLogger("newsmon.pipeline")
+
+# aiokafka ships no type information, so records are typed loosely here.
+Record = Any
+
+
+@dataclass(frozen=True)
+class Output:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers = field(default_factory=list)
+
+
+# Takes one record, returns what to publish for it (maybe nothing). Raising refuses the record:
+# it goes to the DLQ with the error, and the stream moves on.
+Transform = Callable[[Record], Sequence[Output]]
+
+
+@dataclass(frozen=True)
+class _Result:
+    record: Record
+    outputs: Sequence[Output]
+    error: Exception | None
+
+
+def _apply(transform: Transform, records: Sequence[Record]) -> list[_Result]:
+    results = []
+    for record in records:
+        try:
+            results.append(_Result(record, transform(record), None))
+        except Exception as exc:
+            results.append(_Result(record, (), exc))
+    return results
+
+
+def _next_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:
+    offsets: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
+    return offsets
+
+
+def _first_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:
+    offsets: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        offsets[tp] = min(offsets.get(tp, r.offset), r.offset)
+    return offsets
+
+
+class Processor:
+    """One consume-transform-produce stage. `run()` returns when `stop` is set."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        service: str,
+        source_topic: str,
+        transform: Transform,
+        metrics: Metrics,
+        stop: asyncio.Event,
+        on_ready: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.service = service
+        self.source_topic = source_topic
+        self.transform = transform
+        self.metrics = metrics
+        self.stop = stop
+        self.group_id = f"{settings.topic_prefix}-{service}"
+        self._on_ready = on_ready
+        self._retry_delay_s = 1.0
+
+    def _transactional_id(self) -> str | None:
+        if not self.settings.kafka_transactions:
+            return None
+        # Stable across restarts of this replica, so a restart fences its own zombie and
+        # aborts the transaction it left open instead of waiting for it to time out.
+        return f"{self.group_id}.{self.settings.instance_id}"
+
+    async def run(self) -> None:
+        client_id = f"{self.group_id}.{self.settings.instance_id}"
+        consumer = make_consumer(
+            self.settings, self.source_topic, group_id=self.group_id, client_id=client_id
+        )
+        producer = make_producer(
+            self.settings, client_id=client_id, transactional_id=self._transactional_id()
+        )
+        await producer.start()
+        try:
+            await consumer.start()
+            try:
+                if self._on_ready:
+                    self._on_ready()
+                log.info(
+                    "consuming",
+                    extra={
+                        "service": self.service,
+                        "topic": self.source_topic,
+                        "group": self.group_id,
+                        "transactions": self.settings.kafka_transactions,
+                    },
+                )
+                await self._loop(consumer, producer)
+            finally:
+                await consumer.stop()
+        finally:
+            await producer.stop()
+
+    async def _loop(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
+        while not self.stop.is_set():
+            batch = await consumer.getmany(timeout_ms=500, max_records=self.settings.batch_size)
+            records = [r for part in batch.values() for r in part]
+            if not records:
+                continue
+            self.metrics.items_in.labels(self.service, self.source_topic).inc(len(records))
+            results = await asyncio.to_thread(_apply, self.transform, records)
+            try:
+                await self._publish(consumer, producer, records, results)
+                self._retry_delay_s = 1.0
+            except KafkaError as exc:
+                await self._rewind(consumer, records, exc)
+
+    async def _publish(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        records: Sequence[Record],
+        results: Sequence[_Result],
+    ) -> None:
+        offsets = _next_offsets(records)
+        if self.settings.kafka_transactions:
+            async with producer.transaction():
+                await self._send_all(producer, results)
+                await producer.send_offsets_to_transaction(
+                    {tp: OffsetAndMetadata(o, "") for tp, o in offsets.items()}, self.group_id
+                )
+        else:
+            await self._send_all(producer, results)
+            await consumer.commit(offsets)
+        self._count(results)
+
+    async def _send_all(self, producer: AIOKafkaProducer, results: Sequence[_Result]) -> None:
+        pending: list[asyncio.Future[Any]] = []
+        for result in results:
+            if result.error is not None:
+                pending.append(await self._dead_letter(producer, result.record, result.error))
+            for out in result.outputs:
+                pending.append(
+                    await producer.send(out.topic, out.value, key=out.key, headers=out.headers)
+                )
+        # Every send acknowledged (acks=all) before offsets move on.
+        await asyncio.gather(*pending)
+
+    async def _dead_letter(
+        self, producer: AIOKafkaProducer, record: Record, error: Exception
+    ) -> asyncio.Future[Any]:
+        log.warning(
+            "dead-lettered a message: %s",
+            error,
+            extra={
+                "service": self.service,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "error_type": type(error).__name__,
+            },
+        )
+        return await producer.send(  # type: ignore[no-any-return]
+            self.settings.topics.dlq,
+            record.value,
+            key=record.key,
+            headers=dlq_headers(record, stage=self.service, error=error),
+        )
+
+    def _count(self, results: Sequence[_Result]) -> None:
+        for result in results:
+            if result.error is not None:
+                self.metrics.dlq.labels(self.service, type(result.error).__name__).inc()
+                self.metrics.errors.labels(self.service, "poison").inc()
+            for out in result.outputs:
+                self.metrics.items_out.labels(self.service, out.topic).inc()
+
+    async def _rewind(
+        self, consumer: AIOKafkaConsumer, records: Sequence[Record], exc: KafkaError
+    ) -> None:
+        """Output not acknowledged: replay the batch from its first offsets after a pause."""
+        self.metrics.errors.labels(self.service, "kafka").inc()
+        log.warning(
+            "could not publish a batch, will retry it in %.0fs: %s",
+            self._retry_delay_s,
+            exc,
+            extra={"service": self.service, "records": len(records)},
+        )
+        for tp, offset in _first_offsets(records).items():
+            # A partition revoked meanwhile is skipped: its new owner starts from the committed
+            # offset, which this batch never moved.
+            with contextlib.suppress(IllegalStateError):
+                consumer.seek(tp, offset)
+        await asyncio.sleep(self._retry_delay_s)
+        self._retry_delay_s = min(self._retry_delay_s * 2, 30.0)

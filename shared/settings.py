@@ -1,0 +1,167 @@
+"""Every setting of newsmon, in one place, with its default.
+
+Sources, strongest first: keyword arguments (tests), environment variables `NEWSMON_*`,
+`*_FILE` variables for secrets, then a TOML file named by `NEWSMON_CONFIG_FILE` (keys are the
+field names below, e.g. `kafka_bootstrap = "broker:9092"`). Settings are frozen once built.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["SERVICE_METRICS_PORTS", "Settings", "Topics"]
+
+# Default /metrics ports per process, so that services started side by side on one host do
+# not collide; `newsmon run` (all services in one process) serves one endpoint on 9400.
+SERVICE_METRICS_PORTS = {
+    "run": 9400,
+    "fetcher": 9401,
+    "classifier": 9402,
+    "alerter": 9403,
+    "notifier": 9404,
+}
+
+
+class Topics:
+    """Topic names are part of the public contract (see README, "Topics and messages")."""
+
+    def __init__(self, prefix: str) -> None:
+        self.articles = f"{prefix}.articles.v1"
+        self.classified = f"{prefix}.classified.v1"
+        self.alerts = f"{prefix}.alerts.v1"
+        self.dlq = f"{prefix}.dlq.v1"
+
+    def all(self) -> tuple[str, ...]:
+        return (self.articles, self.classified, self.alerts, self.dlq)
+
+
+def _config_file() -> Path | None:
+    value = os.environ.get("NEWSMON_CONFIG_FILE")
+    return Path(value) if value else None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="NEWSMON_", frozen=True, extra="forbid", validate_default=True
+    )
+
+    # --- Kafka -------------------------------------------------------------------------
+    kafka_bootstrap: str | None = Field(
+        None,
+        description="Kafka bootstrap servers (host:port,...). Unset: `newsmon run` starts a "
+        "local broker on 127.0.0.1:kafka_local_port and uses it.",
+    )
+    kafka_local_port: int = Field(9092, description="Port of the local broker started by newsmon")
+    kafka_local_dir: Path = Field(
+        Path(".cache/kafka"), description="Jars (lib/), data and logs of the local broker"
+    )
+    kafka_local_heap: str = Field("512m", description="JVM heap of the local broker")
+    topic_prefix: str = Field("newsmon", description="Topics are <prefix>.articles.v1 etc.")
+    topic_partitions: int = Field(3, ge=1, description="Partitions of topics newsmon creates")
+    topic_replication: int = Field(1, ge=1, description="Replication factor of created topics")
+    kafka_transactions: bool = Field(
+        True,
+        description="Classifier and alerter consume-transform-produce in Kafka transactions "
+        "(exactly-once for read_committed readers). Off: at-least-once with idempotent ids.",
+    )
+    instance_id: str = Field(
+        default_factory=socket.gethostname,
+        description="Names this replica in transactional ids; give each replica its own",
+    )
+    batch_size: int = Field(200, ge=1, description="Max records a consumer takes per poll")
+
+    # --- Fetcher -----------------------------------------------------------------------
+    feeds_file: Path = Field(Path("deploy/feeds.toml"), description="TOML list of feeds to poll")
+    poll_interval_s: float = Field(
+        300.0, gt=0, description="Default seconds between polls of a feed"
+    )
+    fetch_connect_timeout_s: float = Field(10.0, gt=0)
+    fetch_read_timeout_s: float = Field(20.0, gt=0)
+    fetch_total_timeout_s: float = Field(30.0, gt=0, description="Deadline for one whole fetch")
+    fetch_max_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest feed body accepted")
+    fetch_concurrency: int = Field(8, ge=1, description="Feeds fetched at the same time")
+    fetch_contact: str = Field(
+        "https://github.com/newsmon/newsmon", description="Contact put in the User-Agent"
+    )
+    dedupe_capacity: int = Field(100_000, ge=1, description="Article ids remembered for dedup")
+
+    # --- Classifier --------------------------------------------------------------------
+    classifier_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="Score from which an article matches (unset: model's)"
+    )
+
+    # --- Alerter / Slack ---------------------------------------------------------------
+    slack_webhook_url: SecretStr | None = Field(
+        None, description="Slack incoming-webhook URL (secret). Unset: no Slack messages"
+    )
+    slack_webhook_url_file: Path | None = Field(
+        None, description="File holding the webhook URL (for secret mounts)"
+    )
+    slack_max_attempts: int = Field(
+        6, ge=1, description="Tries per Slack message before backing off"
+    )
+
+    # --- Operations --------------------------------------------------------------------
+    metrics_host: str = Field("127.0.0.1", description="Address /metrics listens on")
+    metrics_port: int | None = Field(
+        None, description="Port of /metrics (default per service: run 9400, fetcher 9401, ...)"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="auto: text on a terminal, JSON lines otherwise"
+    )
+    shutdown_timeout_s: float = Field(10.0, gt=0, description="Budget to drain on SIGTERM")
+
+    @model_validator(mode="after")
+    def _read_secret_files(self) -> Settings:
+        if self.slack_webhook_url is None and self.slack_webhook_url_file is not None:
+            secret = self.slack_webhook_url_file.read_text(encoding="utf-8").strip()
+            object.__setattr__(self, "slack_webhook_url", SecretStr(secret))
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _config_file()
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
+
+    def metrics_port_for(self, service: str) -> int:
+        return (
+            self.metrics_port if self.metrics_port is not None else SERVICE_METRICS_PORTS[service]
+        )
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some settings changed, validated like the original."""
+        return type(self).model_validate({**self.model_dump(), **changes})
+
+    def describe(self) -> dict[str, str]:
+        """Every setting as operators see it: secrets masked."""
+        shown: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            shown[name] = "***" if isinstance(value, SecretStr) else str(value)
+        return shown

@@ -1,0 +1,49 @@
+"""Shared fixtures: one real Apache Kafka broker for the whole session, fresh topics per test."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from newsmon.shared.broker import LocalKafka, free_port
+from newsmon.shared.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO.parent / "shared" / "corpus"
+KAFKA_HOME = REPO / ".cache" / "kafka"
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[LocalKafka]:
+    """A real single-node Kafka 4.x on a free port, data in a throw-away folder."""
+    port = free_port()
+    broker = LocalKafka(
+        KAFKA_HOME, port=port, name=f"test-{port}", pom=REPO / "deploy/kafka/pom.xml"
+    )
+    broker.start()
+    try:
+        import asyncio
+
+        took = asyncio.run(broker.wait_ready(timeout_s=120))
+        print(f"\nKafka broker ready on {broker.bootstrap} in {took:.1f}s")
+        yield broker
+    finally:
+        broker.stop()
+        shutil.rmtree(broker.run_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def kafka_settings(kafka_broker: LocalKafka) -> Settings:
+    """Settings for a pipeline on the test broker, with topics of its own (unique prefix)."""
+    return Settings(
+        kafka_bootstrap=kafka_broker.bootstrap,
+        topic_prefix=f"t{uuid.uuid4().hex[:10]}",
+        topic_partitions=2,
+        instance_id=uuid.uuid4().hex[:8],
+        metrics_port=0,
+        poll_interval_s=3600,
+        shutdown_timeout_s=10,
+    )
