@@ -86,13 +86,15 @@ class Settings(BaseSettings):
     poll_interval_s: float = Field(
         300.0, gt=0, description="Default seconds between polls of a feed"
     )
-    fetch_connect_timeout_s: float = Field(10.0, gt=0)
-    fetch_read_timeout_s: float = Field(20.0, gt=0)
+    fetch_connect_timeout_s: float = Field(10.0, gt=0, description="Seconds to open a connection")
+    fetch_read_timeout_s: float = Field(
+        20.0, gt=0, description="Longest silence while reading a response"
+    )
     fetch_total_timeout_s: float = Field(30.0, gt=0, description="Deadline for one whole fetch")
     fetch_max_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest feed body accepted")
     fetch_concurrency: int = Field(8, ge=1, description="Feeds fetched at the same time")
     fetch_contact: str = Field(
-        "https://github.com/newsmon/newsmon", description="Contact put in the User-Agent"
+        "", description="URL or e-mail put in the User-Agent so feed owners can reach you"
     )
     dedupe_capacity: int = Field(100_000, ge=1, description="Article ids remembered for dedup")
 
@@ -117,7 +119,7 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(
         None, description="Port of /metrics (default per service: run 9400, fetcher 9401, ...)"
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level")
     log_format: Literal["auto", "json", "text"] = Field(
         "auto", description="auto: text on a terminal, JSON lines otherwise"
     )

@@ -52,7 +52,8 @@ class FetchError(RetriableError):
 
 
 def user_agent(contact: str) -> str:
-    return f"newsmon/{__version__} (+{contact})"
+    """Names the project (and the operator's contact when set) to feed owners."""
+    return f"newsmon/{__version__} (+{contact})" if contact else f"newsmon/{__version__}"
 
 
 def make_client(*, connect_s: float, read_s: float, contact: str) -> httpx.AsyncClient:

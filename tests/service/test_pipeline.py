@@ -1,0 +1,103 @@
+"""The consume-transform-produce loop on the real broker: outputs, DLQ, offsets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from newsmon.shared.kafka import ensure_topics, header
+from newsmon.shared.metrics import Metrics
+from newsmon.shared.pipeline import Output, Processor, Record
+from newsmon.shared.settings import Settings
+
+from tests.support.kafka_read import read_topic
+
+pytestmark = pytest.mark.kafka
+
+
+def upper_or_refuse(target: str):  # type: ignore[no-untyped-def]
+    def transform(record: Record) -> Sequence[Output]:
+        if record.value == b"poison":
+            raise ValueError("cannot digest this")
+        return (Output(target, record.key, record.value.upper()),)
+
+    return transform
+
+
+async def _produce(bootstrap: str, topic: str, values: Sequence[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for i, value in enumerate(values):
+            await producer.send_and_wait(topic, value, key=f"k{i}".encode())
+    finally:
+        await producer.stop()
+
+
+async def _committed_total(settings: Settings, topic: str, group: str) -> int:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        total = 0
+        for p in range(settings.topic_partitions):
+            total += await consumer.committed(TopicPartition(topic, p)) or 0
+        return total
+    finally:
+        await consumer.stop()
+
+
+@pytest.mark.parametrize("transactions", [True, False], ids=["transactional", "at-least-once"])
+async def test_outputs_dead_letters_and_offsets(
+    kafka_settings: Settings, transactions: bool
+) -> None:
+    settings = kafka_settings.with_overrides(kafka_transactions=transactions)
+    topics = settings.topics
+    await ensure_topics(settings)
+    bootstrap = settings.kafka_bootstrap or ""
+    await _produce(bootstrap, topics.articles, [b"one", b"poison", b"two", b"three"])
+
+    metrics = Metrics()
+    stop = asyncio.Event()
+    processor = Processor(
+        settings=settings,
+        service="test",
+        source_topic=topics.articles,
+        transform=upper_or_refuse(topics.classified),
+        metrics=metrics,
+        stop=stop,
+    )
+    task = asyncio.create_task(processor.run())
+    try:
+        out = await read_topic(
+            bootstrap, topics.classified, until=lambda rs: len(rs) >= 3, timeout_s=60, settle_s=1.0
+        )
+        dead = await read_topic(bootstrap, topics.dlq, until=lambda rs: len(rs) >= 1, timeout_s=30)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+
+    assert sorted(r.value for r in out) == [b"ONE", b"THREE", b"TWO"]
+    assert len(dead) == 1
+    assert dead[0].value == b"poison", "a dead letter keeps the original bytes"
+    assert header(dead[0], "dlq_stage") == "test"
+    assert header(dead[0], "dlq_error_type") == "ValueError"
+    assert "cannot digest this" in (header(dead[0], "dlq_error") or "")
+    assert header(dead[0], "dlq_topic") == topics.articles
+    assert (
+        metrics.registry.get_sample_value(
+            "newsmon_dlq_messages_total", {"service": "test", "reason": "ValueError"}
+        )
+        == 1
+    )
+    assert (
+        metrics.registry.get_sample_value(
+            "newsmon_items_in_total", {"service": "test", "topic": topics.articles}
+        )
+        == 4
+    )
+    # Every input, the poison one included, is committed: nothing is read twice on restart.
+    assert await _committed_total(settings, topics.articles, processor.group_id) == 4
