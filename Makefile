@@ -11,7 +11,7 @@ KAFKA_LIB_STAMP := $(KAFKA_CACHE)/lib/.complete
 TYPECHECK_TREE := .cache/typecheck/newsmon
 
 .DEFAULT_GOAL := help
-.PHONY: help install kafka-jars kafka kafka-stop run test test-unit lint typecheck-tree bench clean distclean wheel-check
+.PHONY: help system-deps install kafka-jars kafka kafka-stop run test test-unit lint typecheck-tree bench clean distclean wheel-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,6 +21,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
+
+# Debian packages the tests and tools use: Prometheus + promtool (metrics tests, rules), kcat.
+SYSTEM_STAMP := .cache/system-deps.installed
+$(SYSTEM_STAMP):
+	@mkdir -p .cache
+	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null || ! command -v kcat >/dev/null; then \
+	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	    $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus kcat >/dev/null; \
+	fi
+	@touch $@
+
+system-deps: $(SYSTEM_STAMP) ## Install Prometheus, promtool and kcat from Debian (apt-get)
 
 install: $(STAMP) ## Create .venv and install newsmon (editable) with dev tools; .venv/bin/newsmon is the CLI
 
@@ -43,8 +56,10 @@ kafka-stop: install ## Stop the local Kafka broker started by `make kafka`
 run: install kafka-jars ## Run all services (starts a local broker unless NEWSMON_KAFKA_BOOTSTRAP is set)
 	exec $(BIN)/newsmon run
 
+# pytest exits 5 when it collected no test: say so plainly instead of a bare make error.
 test: install kafka-jars ## Run the whole test suite against a real local broker
-	$(BIN)/python -m pytest
+	@$(BIN)/python -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
 
 test-unit: install ## Run only the pure unit tests (no broker)
 	$(BIN)/python -m pytest tests/unit

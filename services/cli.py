@@ -59,8 +59,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings()
     _configure_logs(settings)
     names = list(SERVICES) if args.command == "run" else [args.command]
+    if "fetcher" in names:
+        _check_feeds_file(settings)
     start_broker = args.command == "run" and not settings.kafka_bootstrap
     return asyncio.run(serve(settings, names, process_name=args.command, start_broker=start_broker))
+
+
+def _check_feeds_file(settings: Settings) -> None:
+    """A broken feeds file is a one-line error before anything starts, not a traceback."""
+    from newsmon.fetcher.feeds import FeedsFileError, load_feeds
+
+    try:
+        load_feeds(settings.feeds_file)
+    except (FeedsFileError, OSError) as exc:
+        raise SystemExit(f"newsmon: {exc}") from None
 
 
 def _decode_value(value: bytes | None) -> Any:
@@ -96,7 +108,15 @@ async def _tail(
     idle_timeout_s: float | None,
 ) -> int:
     from aiokafka import AIOKafkaConsumer
+    from newsmon.shared.broker import broker_ready
+    from newsmon.shared.kafka import stop_consumer
 
+    if not await broker_ready(bootstrap):
+        print(f"newsmon tail: waiting for Kafka at {bootstrap} ...", file=sys.stderr, flush=True)
+        while True:
+            await asyncio.sleep(1.0)
+            if await broker_ready(bootstrap):
+                break
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -120,7 +140,7 @@ async def _tail(
             if idle_timeout_s is not None and loop.time() - last > idle_timeout_s:
                 break
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
     return 0
 
 

@@ -56,7 +56,9 @@ async def _start_local_broker(settings: Settings) -> LocalKafka | None:
         settings.kafka_local_dir, port=settings.kafka_local_port, heap=settings.kafka_local_heap
     )
     log.info("NEWSMON_KAFKA_BOOTSTRAP is unset: starting a local Kafka broker on %s", bootstrap)
-    await asyncio.to_thread(broker.start)
+    # Started from the main thread on purpose: the broker is tied to its parent *thread*
+    # (PR_SET_PDEATHSIG), and a worker thread may end long before newsmon does.
+    broker.start()
     took = await broker.wait_ready()
     log.info("local Kafka broker ready in %.1fs (log: %s)", took, broker.log_file)
     return broker

@@ -207,7 +207,9 @@ class LocalKafka:
         return config
 
     def format_storage(self, config: Path) -> None:
-        """Format the data directory once; later starts keep the data (--ignore-formatted)."""
+        """Format the data directory once; later starts keep the data and its cluster id."""
+        if (self.run_dir / "data" / "meta.properties").exists():
+            return
         result = subprocess.run(  # noqa: S603 - fixed argv, no shell
             [
                 self._java(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import traceback
@@ -85,6 +86,15 @@ async def ensure_topics(settings: Settings, topics: Sequence[str] | None = None)
         return missing
     finally:
         await admin.close()
+
+
+async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """Stop a group-less consumer safely. aiokafka 0.14's NoGroupCoordinator.close() cancels
+    its reset-committed task and awaits it; if that task never got to run (a consumer stopped
+    right after start), the await raises CancelledError into our task. One loop turn first
+    lets the task start, so its own CancelledError handler runs."""
+    await asyncio.sleep(0)
+    await consumer.stop()
 
 
 def header(record: ConsumerRecord[Any, Any], name: str) -> str | None:

@@ -9,6 +9,8 @@ import signal
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from .errors import ConfigError
+
 __all__ = ["install_stop_signals", "run_until_stopped"]
 
 log = logging.getLogger("newsmon")
@@ -36,7 +38,14 @@ async def run_until_stopped(
     are stopped too). Returns the exit code: 0 for a clean stop, 1 if any service failed."""
     tasks = {asyncio.create_task(factory(), name=name): name for name, factory in services}
     stopper = asyncio.create_task(stop.wait(), name="stop")
-    await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    for task in done:
+        if (
+            task is not stopper
+            and not stop.is_set()
+            and (task.cancelled() or task.exception() is None)
+        ):
+            log.error("service %s stopped by itself; stopping the others", tasks[task])
     stop.set()
     _, pending = await asyncio.wait(tasks, timeout=shutdown_timeout_s)
     for task in pending:
@@ -50,5 +59,8 @@ async def run_until_stopped(
     failed = [t for t in tasks if not t.cancelled() and t.exception() is not None]
     for task in failed:
         exc = task.exception()
-        log.error("service %s failed: %s", tasks[task], exc, exc_info=exc)
-    return 1 if failed else 0
+        # A configuration problem is explained by its message; anything else needs the trace.
+        trace = None if isinstance(exc, ConfigError) else exc
+        log.error("service %s failed: %s", tasks[task], exc, exc_info=trace)
+    ended_early = [t for t in done if t is not stopper and t not in failed]
+    return 1 if failed or ended_early else 0

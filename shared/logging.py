@@ -60,3 +60,10 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
     # line of their own per failure, so keep the client's chatter at WARNING and above.
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLevelName(level)))
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("aiokafka.consumer.group_coordinator").addFilter(_transient_coordinator)
+
+
+def _transient_coordinator(record: logging.LogRecord) -> bool:
+    """aiokafka logs "coordinator not available" at ERROR while a new group's coordinator is
+    elected (the first seconds of every fresh broker); it retries by itself, so drop it."""
+    return "GroupCoordinatorNotAvailable" not in record.getMessage()

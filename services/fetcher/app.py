@@ -21,7 +21,7 @@ from datetime import datetime
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
-from newsmon.shared.kafka import bootstrap_of, make_producer
+from newsmon.shared.kafka import bootstrap_of, make_producer, stop_consumer
 from newsmon.shared.messages import Article, encode, utc_now
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
@@ -104,7 +104,7 @@ async def load_seen_ids(settings: Settings, capacity: int) -> SeenIds:
             if not batch:
                 remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
     log.info("rebuilt dedup memory from %s", settings.topics.articles, extra={"seen": len(seen)})
     return seen
 

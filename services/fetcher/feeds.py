@@ -24,11 +24,12 @@ import tomllib
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 from newsmon.fetcher.normalize import normalize_lang
+from newsmon.shared.errors import ConfigError
 
 __all__ = [
     "FeedConfig",
@@ -48,7 +49,7 @@ _KEYS: Final = frozenset(
 )
 
 
-class FeedsFileError(ValueError):
+class FeedsFileError(ConfigError, ValueError):
     """The feeds file (TOML or OPML) is unreadable or an entry in it is invalid."""
 
 
@@ -95,8 +96,14 @@ def _check_url(url: str) -> None:
         parts = urlsplit(url)
     except ValueError as exc:
         raise ValueError(f"url {url!r} is not a URL ({exc})") from None
-    if parts.scheme.lower() not in _ALLOWED_SCHEMES:
-        raise ValueError(f"url {url!r} must start with http:// or https://")
+    scheme = parts.scheme.lower()
+    if scheme == "file":
+        # Local files are for operators testing a feed (the feeds file is theirs to write).
+        if not parts.path or parts.path == "/":
+            raise ValueError(f"url {url!r} names no file")
+        return
+    if scheme not in _ALLOWED_SCHEMES:
+        raise ValueError(f"url {url!r} must start with http://, https:// or file://")
     if not parts.hostname:
         raise ValueError(f"url {url!r} has no host")
 
@@ -107,7 +114,10 @@ _GENERIC_SLD: Final = frozenset({"co", "com", "org", "net", "ac", "gov", "edu", 
 
 def derive_name(url: str) -> str:
     """A short feed id from the URL's host: "https://en.yna.co.kr/RSS/news.xml" → "yna"."""
-    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    parts = urlsplit(url)
+    if parts.scheme.lower() == "file":
+        return _slug(PurePosixPath(parts.path).stem.lower()) or "feed"
+    host = (parts.hostname or "").lower().rstrip(".")
     labels = host.split(".")
     if all(label.isdigit() for label in labels) or ":" in host:  # an IP address
         return _slug(host) or "feed"

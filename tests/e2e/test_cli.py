@@ -26,12 +26,12 @@ def test_help_explains_the_commands() -> None:
 
 
 def test_config_lists_every_setting_with_secrets_masked() -> None:
-    env = {**os.environ, "NEWSMON_SLACK_WEBHOOK_URL": "https://hooks.example/T/B/secret"}
+    env = {**os.environ, "NEWSMON_SLACK_WEBHOOK_URL": "https://hooks.example/T/B/zz9-hidden-token"}
     result = subprocess.run(
         [*NEWSMON, "config"], capture_output=True, text=True, check=True, env=env
     )
     assert "NEWSMON_KAFKA_BOOTSTRAP" in result.stdout
-    assert "secret" not in result.stdout
+    assert "zz9-hidden-token" not in result.stdout
 
 
 def test_invalid_configuration_is_one_clear_message() -> None:

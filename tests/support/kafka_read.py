@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from newsmon.shared.kafka import stop_consumer
 
 # aiokafka ships no type information, so records are typed loosely here.
 Record = Any
@@ -41,7 +42,7 @@ async def read_topic(
         while loop.time() < settle_until:
             await _drain(consumer, records)
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)
     return records
 
 

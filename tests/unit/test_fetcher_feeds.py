@@ -81,8 +81,10 @@ def test_empty_file_has_no_feeds(tmp_path: Path) -> None:
     ("body", "message"),
     [
         ('[[feed]]\nname = "x"\n', "feed #1: missing url"),
-        ('[[feed]]\nurl = "ftp://e.com/f"\n', "must start with http:// or https://"),
-        ('[[feed]]\nurl = "file:///etc/passwd"\n', "must start with http:// or https://"),
+        (
+            '[[feed]]\nurl = "ftp://example.org/feed"\n',
+            "must start with http://, https:// or file://",
+        ),
         ('[[feed]]\nurl = "https://"\n', "has no host"),
         ('[[feed]]\nurl = "https://e.com/f"\nintervall = 3\n', "unknown key(s) intervall"),
         ('[[feed]]\nurl = "https://e.com/f"\ninterval = 0\n', "positive number of seconds"),

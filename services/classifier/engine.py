@@ -1,0 +1,316 @@
+"""The classifier: lexicon hits -> a handful of features -> a calibrated score and a verdict.
+
+Pure: text in, verdict out. The only I/O is reading the packaged lexicon and weights.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Literal
+
+from newsmon.classifier.lexicon import (
+    NEGATIVE_CATEGORIES,
+    TOPICAL_CATEGORIES,
+    Hit,
+    Lexicon,
+    load_lexicon,
+)
+from newsmon.classifier.normalize import fold, sentence_spans
+from newsmon.shared.messages import Evidence, Term
+
+__all__ = [
+    "FEATURES",
+    "MODEL_VERSION",
+    "Classifier",
+    "Verdict",
+    "Weights",
+    "extract_features",
+    "load_weights",
+]
+
+MODEL_VERSION = "rules-1"
+FieldName = Literal["title", "summary", "text"]
+_FIELDS: tuple[FieldName, ...] = ("title", "summary", "text")
+_DPRK = frozenset({"dprk_actor", "dprk_russia", "dprk_leader"})
+_RUSSIA = frozenset({"russia_actor", "dprk_russia", "russia_leader"})
+_THIRD = frozenset({"neg_third_party"})
+_FRONT = frozenset({"front_locations"})
+_TOPICAL = frozenset(TOPICAL_CATEGORIES)
+_MILITARY = _TOPICAL | {"military"}
+_NEGATIVE = frozenset(NEGATIVE_CATEGORIES) - {"neg_third_party"}
+_MAX_EVIDENCE = 6
+
+# The order of the weights in weights.json; the fit script and the engine share this tuple.
+FEATURES: tuple[str, ...] = (
+    "core_sentences",  # log1p(sentences naming DPRK and Russia/front and a military topic)
+    "pair_sentence",  # some sentence names DPRK and Russia/front
+    "title_pair",  # the title names DPRK and Russia/front
+    "title_topical",  # the title names an actor and a military topic
+    "title_dprk",  # the title names DPRK at all (main subject)
+    "doc_triple",  # DPRK, Russia and a topic all occur somewhere in the item
+    "topical_near",  # log1p(topic hits in sentences that name an actor or the front)
+    "diplomacy_pair",  # a sentence names DPRK, Russia and a generic contact word
+    "leaders",  # Kim Jong Un and Putin in one sentence (or both in the title): a summit
+    "third_in_pair",  # a DPRK+Russia sentence also names Iran/China/Belarus ("axis" lists)
+    "negative_cues",  # log1p(tourism/rail/trade/civil/test cues; title cues count twice)
+    "third_party",  # log1p(Iran/China/Belarus cues)
+    "dprk_share",  # share of sentences naming DPRK
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the classifier decided about one item, and why."""
+
+    match: bool
+    score: float
+    categories: tuple[str, ...]
+    evidence: tuple[Evidence, ...]
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    bias: float
+    weights: tuple[float, ...]
+    threshold: float
+    digest: str
+
+
+@dataclass(slots=True)
+class _Sentence:
+    field: FieldName
+    start: int
+    end: int
+    hits: list[Hit] = dataclasses.field(default_factory=list)  # in field coordinates
+    categories: set[str] = dataclasses.field(default_factory=set)
+
+    def has(self, group: frozenset[str]) -> bool:
+        return not self.categories.isdisjoint(group)
+
+
+def _sentences_of(lexicon: Lexicon, name: FieldName, text: str) -> list[_Sentence]:
+    if not text:
+        return []
+    sentences = [_Sentence(name, s, e) for s, e in sentence_spans(text)]
+    if not sentences:
+        return []
+    folded = fold(text)
+    starts = [s.start for s in sentences]
+    for hit in lexicon.scan(folded.text):
+        start, end = folded.to_original(hit.start), folded.to_original(hit.end)
+        index = bisect.bisect_right(starts, start) - 1
+        if index < 0 or start >= sentences[index].end:
+            continue
+        sentence = sentences[index]
+        sentence.hits.append(Hit(start, min(end, sentence.end), hit.category))
+        sentence.categories.add(hit.category)
+    return sentences
+
+
+def _analyse(lexicon: Lexicon, title: str, summary: str, text: str) -> list[_Sentence]:
+    sentences: list[_Sentence] = []
+    for name, value in zip(_FIELDS, (title, summary, text), strict=True):
+        sentences.extend(_sentences_of(lexicon, name, value))
+    return sentences
+
+
+def _is_core(s: _Sentence) -> bool:
+    return s.has(_DPRK) and (s.has(_RUSSIA) or s.has(_FRONT)) and s.has(_MILITARY)
+
+
+def _is_pair(s: _Sentence) -> bool:
+    return s.has(_DPRK) and (s.has(_RUSSIA) or s.has(_FRONT))
+
+
+def _features(sentences: Sequence[_Sentence]) -> tuple[float, ...]:
+    title = [s for s in sentences if s.field == "title"]
+    title_cats: set[str] = set().union(*(s.categories for s in title))
+    all_cats: set[str] = set().union(*(s.categories for s in sentences))
+    title_actor = not title_cats.isdisjoint(_DPRK | _RUSSIA)
+    actor_or_front = _DPRK | _RUSSIA | _FRONT
+    topical_near = sum(
+        1 for s in sentences if s.has(actor_or_front) for h in s.hits if h.category in _TOPICAL
+    )
+    negatives = sum(
+        (2 if s.field == "title" else 1)
+        for s in sentences
+        for h in s.hits
+        if h.category in _NEGATIVE
+    )
+    third = sum(1 for s in sentences for h in s.hits if h.category == "neg_third_party")
+    dprk_sentences = sum(1 for s in sentences if s.has(_DPRK))
+    return (
+        math.log1p(sum(1 for s in sentences if _is_core(s))),
+        float(any(_is_pair(s) for s in sentences)),
+        float(not title_cats.isdisjoint(_DPRK) and not title_cats.isdisjoint(_RUSSIA | _FRONT)),
+        float(title_actor and not title_cats.isdisjoint(_TOPICAL)),
+        float(not title_cats.isdisjoint(_DPRK)),
+        float(
+            not all_cats.isdisjoint(_DPRK)
+            and not all_cats.isdisjoint(_RUSSIA)
+            and not all_cats.isdisjoint(_TOPICAL)
+        ),
+        math.log1p(topical_near),
+        float(
+            any(s.has(_DPRK) and s.has(_RUSSIA) and "diplomacy" in s.categories for s in sentences)
+        ),
+        float(
+            any(
+                "dprk_leader" in s.categories and "russia_leader" in s.categories for s in sentences
+            )
+            or {"dprk_leader", "russia_leader"} <= title_cats
+        ),
+        float(any(_is_pair(s) and s.has(_THIRD) for s in sentences)),
+        math.log1p(negatives),
+        math.log1p(third),
+        dprk_sentences / len(sentences) if sentences else 0.0,
+    )
+
+
+def _evidence_sentences(sentences: Sequence[_Sentence]) -> list[_Sentence]:
+    doc_has_dprk = any(s.has(_DPRK) for s in sentences)
+    chosen = [
+        s
+        for s in sentences
+        if (s.has(_DPRK) and (s.has(_RUSSIA) or s.has(_FRONT) or s.has(_MILITARY)))
+        or (doc_has_dprk and (s.has(_RUSSIA) or s.has(_FRONT)) and s.has(_TOPICAL))
+    ]
+    # Greedy: first the sentences that show a topic not yet shown, then the richest ones;
+    # the result is kept in reading order.
+    ranked = sorted(chosen, key=lambda s: -len(s.categories & (_TOPICAL | _DPRK | _RUSSIA)))
+    keep: list[_Sentence] = []
+    shown: set[str] = set()
+    for s in ranked:
+        if len(keep) < _MAX_EVIDENCE and not (s.categories & _TOPICAL) <= shown:
+            keep.append(s)
+            shown |= s.categories & _TOPICAL
+    for s in ranked:
+        if len(keep) < _MAX_EVIDENCE and s not in keep:
+            keep.append(s)
+    kept = {id(s) for s in keep}
+    return [s for s in chosen if id(s) in kept]
+
+
+def _to_evidence(s: _Sentence, texts: Mapping[str, str]) -> Evidence:
+    source = texts[s.field]
+    return Evidence(
+        field=s.field,
+        sentence=source[s.start : s.end],
+        start=s.start,
+        terms=tuple(
+            Term(
+                term=source[h.start : h.end],
+                category=h.category,
+                start=h.start - s.start,
+                end=h.end - s.start,
+            )
+            for h in sorted(s.hits, key=lambda h: (h.start, h.end))
+        ),
+    )
+
+
+def _categories(evidence: Sequence[_Sentence]) -> tuple[str, ...]:
+    fired: set[str] = set().union(*(s.categories for s in evidence))
+    return tuple(c for c in TOPICAL_CATEGORIES if c in fired)
+
+
+def extract_features(
+    lexicon: Lexicon, *, title: str, summary: str = "", text: str = ""
+) -> tuple[float, ...]:
+    """The feature vector (in FEATURES order) of one item; used by the fit script too."""
+    return _features(_analyse(lexicon, title, summary, text))
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+def load_weights(raw: str | None = None) -> Weights:
+    """Packaged weights.json (or the given JSON text), checked against FEATURES."""
+    if raw is None:
+        raw = resources.files("newsmon.classifier").joinpath("weights.json").read_text("utf-8")
+    data: dict[str, Any] = json.loads(raw)
+    names = tuple(data["features"])
+    if names != FEATURES:
+        raise ValueError(f"weights.json features {names} do not match the engine's {FEATURES}")
+    weights = tuple(float(w) for w in data["weights"])
+    if len(weights) != len(FEATURES):
+        raise ValueError("weights.json: one weight per feature expected")
+    digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()[:6]
+    return Weights(float(data["bias"]), weights, float(data["threshold"]), digest)
+
+
+class Classifier:
+    """Scores news items for North Korea–Russia military cooperation."""
+
+    def __init__(self, lexicon: Lexicon, weights: Weights, threshold: float | None = None) -> None:
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be within [0, 1], got {threshold}")
+        self._lexicon = lexicon
+        self._weights = weights
+        self._threshold = weights.threshold if threshold is None else threshold
+        self._version = f"{MODEL_VERSION}+{lexicon.version}+w-{weights.digest}"
+
+    @classmethod
+    def default(cls, threshold: float | None = None) -> Classifier:
+        """The packaged lexicon and weights; ``threshold`` overrides the fitted one."""
+        return cls(load_lexicon(), load_weights(), threshold)
+
+    @property
+    def threshold(self) -> float:
+        return self._threshold
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    @property
+    def lexicon(self) -> Lexicon:
+        return self._lexicon
+
+    def score_features(self, features: Sequence[float]) -> float:
+        z = self._weights.bias + sum(
+            w * x for w, x in zip(self._weights.weights, features, strict=True)
+        )
+        return _sigmoid(z)
+
+    def classify(
+        self, *, title: str, summary: str = "", text: str = "", lang: str | None = None
+    ) -> Verdict:
+        """Classify one item. ``lang`` is accepted for callers' convenience; the lexicon is
+        script-aware and matches every language at once, so it is not needed."""
+        del lang
+        sentences = _analyse(self._lexicon, title, summary, text)
+        score = round(self.score_features(_features(sentences)), 4)
+        chosen = _evidence_sentences(sentences)
+        texts = {"title": title, "summary": summary, "text": text}
+        return Verdict(
+            match=score >= self._threshold,
+            score=score,
+            categories=_categories(chosen),
+            evidence=tuple(_to_evidence(s, texts) for s in chosen),
+            version=self._version,
+        )
+
+    def classify_many(self, items: Iterable[Mapping[str, Any]]) -> list[Verdict]:
+        """Classify a batch of mappings with title, and optionally summary, text, lang."""
+        return [
+            self.classify(
+                title=str(item.get("title") or ""),
+                summary=str(item.get("summary") or ""),
+                text=str(item.get("text") or ""),
+                lang=item.get("lang"),
+            )
+            for item in items
+        ]
