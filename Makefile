@@ -57,7 +57,7 @@ run: install kafka-jars ## Run all services (starts a local broker unless NEWSMO
 	exec $(BIN)/newsmon run
 
 # pytest exits 5 when it collected no test: say so plainly instead of a bare make error.
-test: install kafka-jars ## Run the whole test suite against a real local broker
+test: install kafka-jars system-deps ## Run the whole test suite against a real local broker (and real Prometheus)
 	@$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
 

@@ -39,13 +39,14 @@ async def run_until_stopped(
     tasks = {asyncio.create_task(factory(), name=name): name for name, factory in services}
     stopper = asyncio.create_task(stop.wait(), name="stop")
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
-    for task in done:
-        if (
-            task is not stopper
-            and not stop.is_set()
-            and (task.cancelled() or task.exception() is None)
-        ):
-            log.error("service %s stopped by itself; stopping the others", tasks[task])
+    # A service that returns (or is cancelled) while nobody asked to stop is a failure too.
+    ended_early = [
+        t
+        for t in done
+        if t is not stopper and not stop.is_set() and (t.cancelled() or t.exception() is None)
+    ]
+    for task in ended_early:
+        log.error("service %s stopped by itself; stopping the others", tasks[task])
     stop.set()
     _, pending = await asyncio.wait(tasks, timeout=shutdown_timeout_s)
     for task in pending:
@@ -62,5 +63,4 @@ async def run_until_stopped(
         # A configuration problem is explained by its message; anything else needs the trace.
         trace = None if isinstance(exc, ConfigError) else exc
         log.error("service %s failed: %s", tasks[task], exc, exc_info=trace)
-    ended_early = [t for t in done if t is not stopper and t not in failed]
     return 1 if failed or ended_early else 0
