@@ -36,7 +36,9 @@ async def run_until_stopped(
 ) -> int:
     """Run each service as a task until `stop` is set or one of them fails (then the others
     are stopped too). Returns the exit code: 0 for a clean stop, 1 if any service failed."""
-    tasks = {asyncio.create_task(factory(), name=name): name for name, factory in services}
+    tasks: dict[asyncio.Task[Any], str] = {
+        asyncio.create_task(factory(), name=name): name for name, factory in services
+    }
     stopper = asyncio.create_task(stop.wait(), name="stop")
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
     # A service that returns (or is cancelled) while nobody asked to stop is a failure too.
