@@ -72,17 +72,29 @@ async def serve(
     start_broker: bool,
     stop: asyncio.Event | None = None,
     metrics: Metrics | None = None,
+    on_ops_started: Callable[[int], None] | None = None,
 ) -> int:
     """Run the named services in this process until SIGTERM/SIGINT (or until `stop` is set,
-    when the caller owns stopping, as tests do). Returns the exit code."""
+    when the caller owns stopping, as tests do). Returns the exit code.
+    `on_ops_started` is called with the port of /metrics once it listens (useful with port 0)."""
     if stop is None:
         stop = asyncio.Event()
         install_stop_signals(stop)
     broker = await _start_local_broker(settings) if start_broker else None
     settings = settings.with_overrides(kafka_bootstrap=local_bootstrap(settings))
     metrics = metrics or Metrics(version=__version__)
-    ops = serve_ops(metrics, settings.metrics_host, settings.metrics_port_for(process_name))
+    consumers = _consumer_services(names)
+    ops = serve_ops(
+        metrics,
+        settings.metrics_host,
+        settings.metrics_port_for(process_name),
+        is_ready=lambda: not metrics.health.problems(consumers),
+        detail=lambda: "; ".join(metrics.health.problems(consumers)),
+    )
     log.info("metrics on http://%s:%d/metrics", settings.metrics_host, ops.port)
+    if on_ops_started is not None:
+        on_ops_started(ops.port)
+    probe = asyncio.create_task(_probe_broker(settings, metrics, stop), name="broker-probe")
     try:
         await _wait_for_broker(settings, stop)
         if stop.is_set():
@@ -95,10 +107,29 @@ async def serve(
         log.info("running %s (Ctrl-C or SIGTERM stops)", ", ".join(names))
         return await run_until_stopped(services, stop, settings.shutdown_timeout_s)
     finally:
+        probe.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await probe
         ops.close()
         if broker is not None:
             await asyncio.to_thread(broker.stop)
             log.info("stopped the local Kafka broker")
+
+
+def _consumer_services(names: Sequence[str]) -> list[str]:
+    """Services that are ready only while their consumer holds partitions (/readyz); one that
+    runs idle on purpose says so (`Health.set_idle`: the notifier without a webhook). A surplus
+    replica (more replicas than partitions) reports not ready: it runs but does no work."""
+    return [name for name in names if name in ("classifier", "alerter", "notifier")]
+
+
+async def _probe_broker(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None:
+    """Keep /readyz and `newsmon_broker_reachable` current: a metadata request every few s."""
+    bootstrap = local_bootstrap(settings)
+    while not stop.is_set():
+        metrics.set_broker_reachable(await broker_ready(bootstrap, timeout_s=3.0))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=5.0)
 
 
 def _bind(

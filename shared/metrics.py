@@ -1,31 +1,98 @@
 """All newsmon metrics, in one module (prefix `newsmon_`, units in names, bounded labels).
 
+Naming follows Prometheus' conventions (prometheus.io/docs/practices/naming/): one
+application prefix, base units (seconds, not milliseconds), `_total` on counters, `_timestamp_
+seconds` on Unix times, and a unit suffix such as `_messages` where one applies. Every label
+keeps its cardinality bounded (prometheus.io/docs/practices/instrumentation/#do-not-overuse-
+labels): values come from configuration (feed names, topic names, service and group names,
+partition numbers) or from small fixed sets (outcomes, exception class names), never from
+message content such as URLs or titles.
+
 The registry is injected so tests read real values from a fresh registry and several pipelines
-can run in one test process. Label values come from configuration (feed names, topic names,
-service names) or from small fixed sets (outcomes), never from message content.
+can run in one test process (prometheus_client's registry.py: a global registry would make
+every test share counters).
+
+`Health` is the readiness state the consume loops and the runner feed and /readyz reads.
 """
 
 from __future__ import annotations
 
+import platform
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from wsgiref.simple_server import WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 
-__all__ = ["Metrics", "OpsServer", "serve_ops"]
+__all__ = ["Health", "Metrics", "OpsServer", "serve_ops"]
 
-_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
+# Seconds; the top buckets (3 h to a day) hold items a feed published long before we saw them.
+_LATENCY_BUCKETS = (
+    0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600, 10800, 43200, 86400
+)  # fmt: skip
+
+
+class Health:
+    """Readiness state: is the broker reachable, and which consumers hold partitions.
+
+    Written by the event loop (consume loops after every poll, the runner's broker probe) and
+    read by the ops server's thread, hence the lock.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._broker_reachable = False
+        self._assigned: dict[str, int] = {}
+        self._idle: set[str] = set()
+
+    def set_broker_reachable(self, reachable: bool) -> None:
+        with self._lock:
+            self._broker_reachable = reachable
+
+    def set_assigned(self, service: str, partitions: int) -> None:
+        with self._lock:
+            self._assigned[service] = partitions
+
+    def consumer_stopped(self, service: str) -> None:
+        with self._lock:
+            self._assigned.pop(service, None)
+
+    def set_idle(self, service: str) -> None:
+        """The service runs without a consumer on purpose (the notifier with no webhook)."""
+        with self._lock:
+            self._idle.add(service)
+
+    def problems(self, consumers: Iterable[str]) -> list[str]:
+        """Why this process is not ready (empty: ready). `consumers` are the services that
+        must hold at least one partition of their source topic."""
+        with self._lock:
+            found = [] if self._broker_reachable else ["Kafka broker unreachable"]
+            for service in consumers:
+                if service in self._idle:
+                    continue
+                if service not in self._assigned:
+                    found.append(f"{service}: consumer not started")
+                elif self._assigned[service] == 0:
+                    found.append(f"{service}: no partitions assigned")
+            return found
 
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None, version: str = "0") -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self.health = Health()
         r = self.registry
+        # The "info" pattern: a constant 1 whose labels carry the build (Prometheus "writing
+        # exporters" guide, section "Target labels, not static scraped labels").
         self.build_info = Info("newsmon_build", "Version of the running newsmon", registry=r)
-        self.build_info.info({"version": version})
+        self.build_info.info({"version": version, "python": platform.python_version()})
+        self.broker_reachable = Gauge(
+            "newsmon_broker_reachable",
+            "1 when the last metadata request to the Kafka bootstrap servers answered, else 0",
+            registry=r,
+        )
 
         # Every stage: what came in, what went out, what failed (and was counted, never lost).
         self.items_in = Counter(
@@ -46,6 +113,28 @@ class Metrics:
             ["service", "reason"],
             registry=r,
         )
+        self.batch_seconds = Histogram(
+            "newsmon_batch_duration_seconds",
+            "Time to transform and publish one consumed batch (commit included)",
+            ["service"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+
+        # Kafka consumers: how far behind each group is, per partition it holds.
+        self.consumer_lag = Gauge(
+            "newsmon_consumer_lag_messages",
+            "Records between a group's position and the partition's high watermark",
+            ["group", "topic", "partition"],
+            registry=r,
+        )
+        self.consumer_assigned = Gauge(
+            "newsmon_consumer_assigned_partitions",
+            "Partitions this process' consumer of a service holds",
+            ["service"],
+            registry=r,
+        )
+        self._lag_labels: dict[str, set[tuple[str, str]]] = {}
 
         # Fetcher.
         self.feed_fetches = Counter(
@@ -76,6 +165,42 @@ class Metrics:
             ["feed"],
             registry=r,
         )
+        self.feed_last_new_item = Gauge(
+            "newsmon_feed_last_new_item_timestamp_seconds",
+            "Unix time a feed last gave an item not seen before",
+            ["feed"],
+            registry=r,
+        )
+        self.feed_interval = Gauge(
+            "newsmon_feed_interval_seconds",
+            "Seconds between polls of a feed as currently scheduled (before error back-off)",
+            ["feed"],
+            registry=r,
+        )
+        self.feed_responses = Counter(
+            "newsmon_feed_http_responses_total",
+            "Final HTTP responses per feed by status class (2xx, 304, 4xx, 5xx)",
+            ["feed", "code"],
+            registry=r,
+        )
+        self.feed_bytes = Counter(
+            "newsmon_feed_received_bytes_total",
+            "Bytes received per feed, as sent on the wire (before decompression)",
+            ["feed"],
+            registry=r,
+        )
+        self.feed_next_poll = Gauge(
+            "newsmon_feed_next_poll_timestamp_seconds",
+            "Unix time of the next planned poll of a feed",
+            ["feed"],
+            registry=r,
+        )
+        self.feed_full_text = Counter(
+            "newsmon_feed_full_text_total",
+            "Article page fetches for full text by outcome (ok, failed, empty)",
+            ["feed", "outcome"],
+            registry=r,
+        )
 
         # Classifier.
         self.verdicts = Counter(
@@ -103,11 +228,69 @@ class Metrics:
         )
         self.e2e_seconds = Histogram(
             "newsmon_alert_latency_seconds",
-            "From the article's fetch to its alert",
+            "From the article's publication (since=published) or fetch (since=fetched) to alert",
             ["since"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        # Counted once the transaction carrying them committed (a replayed batch is not
+        # counted twice). Topics come from the routing rules, so the label stays bounded.
+        self.alerts_published = Counter(
+            "newsmon_alerts_published_total",
+            "Alert revisions published, by topic (committed)",
+            ["topic"],
+            registry=r,
+        )
+        self.alert_updates = Counter(
+            "newsmon_alert_updates_total",
+            "Alert updates (revision > 1: another outlet carried a known story), committed",
+            registry=r,
+        )
+        self.alert_stories = Gauge(
+            "newsmon_alerter_stories",
+            "Stories the alerter keeps for grouping (inside the grouping window)",
+            registry=r,
+        )
+        self.slack_retries = Counter(
+            "newsmon_slack_retries_total",
+            "Slack webhook attempts that failed and were retried, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.slack_skipped = Counter(
+            "newsmon_slack_skipped_total",
+            "Alerts not posted, by reason (already_delivered, update_muted, no_webhook)",
+            ["reason"],
+            registry=r,
+        )
+
+    def observe_consumer(
+        self, service: str, group: str, lags: Mapping[tuple[str, int], int | None]
+    ) -> None:
+        """Record a consumer's lag per (topic, partition) it holds; None: not known yet.
+        Partitions no longer held lose their series, so a rebalance leaves no stale lag."""
+        current: set[tuple[str, str]] = set()
+        for (topic, partition), lag in lags.items():
+            if lag is None:
+                continue
+            labels = (topic, str(partition))
+            self.consumer_lag.labels(group, *labels).set(max(lag, 0))
+            current.add(labels)
+        for gone in self._lag_labels.get(group, set()) - current:
+            self.consumer_lag.remove(group, *gone)
+        self._lag_labels[group] = current
+        self.consumer_assigned.labels(service).set(len(lags))
+        self.health.set_assigned(service, len(lags))
+
+    def consumer_stopped(self, service: str, group: str) -> None:
+        for gone in self._lag_labels.pop(group, set()):
+            self.consumer_lag.remove(group, *gone)
+        self.consumer_assigned.labels(service).set(0)
+        self.health.consumer_stopped(service)
+
+    def set_broker_reachable(self, reachable: bool) -> None:
+        self.broker_reachable.set(1 if reachable else 0)
+        self.health.set_broker_reachable(reachable)
 
 
 class OpsServer:
@@ -127,7 +310,9 @@ class OpsServer:
         self._thread.join(timeout=5)
 
 
-def _ops_app(metrics: Metrics, is_ready: Callable[[], bool]) -> Callable[..., Iterable[bytes]]:
+def _ops_app(
+    metrics: Metrics, is_ready: Callable[[], bool], detail: Callable[[], str] | None
+) -> Callable[..., Iterable[bytes]]:
     metrics_app = make_wsgi_app(metrics.registry)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -140,18 +325,32 @@ def _ops_app(metrics: Metrics, is_ready: Callable[[], bool]) -> Callable[..., It
             start_response(
                 "200 OK" if ready else "503 Service Unavailable", [("Content-Type", "text/plain")]
             )
-            return [b"ready\n" if ready else b"not ready\n"]
+            text = "ready" if ready else "not ready"
+            if not ready and detail is not None:
+                text = f"{text}: {detail()}"
+            return [f"{text}\n".encode()]
         return metrics_app(environ, start_response)  # type: ignore[no-any-return]
 
     return app
 
 
 def serve_ops(
-    metrics: Metrics, host: str, port: int, is_ready: Callable[[], bool] = lambda: True
+    metrics: Metrics,
+    host: str,
+    port: int,
+    is_ready: Callable[[], bool] = lambda: True,
+    detail: Callable[[], str] | None = None,
 ) -> OpsServer:
-    """Serve the ops endpoints in a background thread (port 0 picks a free port)."""
+    """Serve the ops endpoints in a background thread (port 0 picks a free port).
+
+    /readyz answers 200 when `is_ready()`, else 503 with `detail()` (why not) in the body.
+    """
     server = make_server(
-        host, port, _ops_app(metrics, is_ready), ThreadingWSGIServer, handler_class=_SilentHandler
+        host,
+        port,
+        _ops_app(metrics, is_ready, detail),
+        ThreadingWSGIServer,
+        handler_class=_SilentHandler,
     )
     thread = threading.Thread(target=server.serve_forever, name="newsmon-ops", daemon=True)
     thread.start()

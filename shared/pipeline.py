@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ from .kafka import Headers, dlq_headers, make_consumer, make_producer
 from .metrics import Metrics
 from .settings import Settings
 
-__all__ = ["Output", "Processor", "Transform"]
+__all__ = ["Output", "Processor", "Transform", "observe_lag"]
 
 log = logging.getLogger("newsmon.pipeline")
 
@@ -80,6 +81,24 @@ def _first_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:
         tp = TopicPartition(r.topic, r.partition)
         offsets[tp] = min(offsets.get(tp, r.offset), r.offset)
     return offsets
+
+
+async def observe_lag(
+    metrics: Metrics, service: str, group: str, consumer: AIOKafkaConsumer
+) -> None:
+    """Publish the consumer's lag per assigned partition: high watermark (from the last fetch
+    response) minus the position (the next offset this consumer will read). Unknown until the
+    first fetch of a partition answered."""
+    lags: dict[tuple[str, int], int | None] = {}
+    for tp in consumer.assignment():
+        highwater = consumer.highwater(tp)
+        lag: int | None = None
+        if highwater is not None:
+            # Revoked by a rebalance between assignment() and here: skip it this time.
+            with contextlib.suppress(IllegalStateError):
+                lag = highwater - await consumer.position(tp)
+        lags[(tp.topic, tp.partition)] = lag
+    metrics.observe_consumer(service, group, lags)
 
 
 class Processor:
@@ -138,6 +157,7 @@ class Processor:
                 )
                 await self._loop(consumer, producer)
             finally:
+                self.metrics.consumer_stopped(self.service, self.group_id)
                 await consumer.stop()
         finally:
             await producer.stop()
@@ -145,14 +165,17 @@ class Processor:
     async def _loop(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
         while not self.stop.is_set():
             batch = await consumer.getmany(timeout_ms=500, max_records=self.settings.batch_size)
+            await observe_lag(self.metrics, self.service, self.group_id, consumer)
             records = [r for part in batch.values() for r in part]
             if not records:
                 continue
             self.metrics.items_in.labels(self.service, self.source_topic).inc(len(records))
+            started = time.monotonic()
             results = await asyncio.to_thread(_apply, self.transform, records)
             try:
                 await self._publish(consumer, producer, records, results)
                 self._retry_delay_s = 1.0
+                self.metrics.batch_seconds.labels(self.service).observe(time.monotonic() - started)
             except KafkaError as exc:
                 await self._rewind(consumer, records, exc)
 

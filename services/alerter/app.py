@@ -31,6 +31,10 @@ class AlertTransform:
         self.metrics.e2e_seconds.labels("fetched").observe(
             (alert.alerted - alert.fetched).total_seconds()
         )
+        if alert.published is not None:
+            self.metrics.e2e_seconds.labels("published").observe(
+                max((alert.alerted - alert.published).total_seconds(), 0.0)
+            )
         log.info(
             "alert %s: %s",
             alert.alert_id,

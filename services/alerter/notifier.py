@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from newsmon.shared.kafka import dlq_headers, make_consumer, make_producer
 from newsmon.shared.messages import Alert, MessageDecodeError, decode, utc_now
 from newsmon.shared.metrics import Metrics
-from newsmon.shared.pipeline import Record
+from newsmon.shared.pipeline import Record, observe_lag
 from newsmon.shared.settings import Settings
 
 from .slack import (
@@ -53,12 +53,14 @@ class Notifier:
         self.producer = producer
         self.stop = stop
         self.delivered: set[str] = set()
+        self.group = f"{settings.topic_prefix}-notifier"
         self._pause_s = 1.0
 
     async def loop(self) -> None:
         topic = self.settings.topics.alerts
         while not self.stop.is_set():
             batch = await self.consumer.getmany(timeout_ms=500, max_records=50)
+            await observe_lag(self.metrics, SERVICE, self.group, self.consumer)
             for tp, records in batch.items():
                 for record in records:
                     self.metrics.items_in.labels(SERVICE, topic).inc()
@@ -131,6 +133,7 @@ class Notifier:
 async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None:
     if settings.slack_webhook_url is None:
         log.info("no Slack webhook configured (NEWSMON_SLACK_WEBHOOK_URL): notifier idle")
+        metrics.health.set_idle(SERVICE)
         await stop.wait()
         return
     webhook = WebhookUrl(settings.slack_webhook_url.get_secret_value())
@@ -155,6 +158,7 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
                 log.info("sending alerts to Slack at %s", webhook)
                 await Notifier(settings, metrics, sender, webhook, consumer, producer, stop).loop()
             finally:
+                metrics.consumer_stopped(SERVICE, f"{settings.topic_prefix}-notifier")
                 await consumer.stop()
         finally:
             await producer.stop()
