@@ -257,6 +257,9 @@ def _add_optional_commands(sub: Any) -> None:
     from newsmon.classifier.commands import add_subcommands as add_classify
 
     add_classify(sub)
+    from newsmon.alerter.routes import add_subcommands as add_routes
+
+    add_routes(sub)
     preview = sub.add_parser(
         "slack-preview",
         help="print the exact Slack webhook payload for an alert JSON",

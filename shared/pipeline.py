@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
@@ -29,7 +29,7 @@ from .kafka import Headers, dlq_headers, make_consumer, make_producer
 from .metrics import Metrics
 from .settings import Settings
 
-__all__ = ["Output", "Processor", "Transform", "observe_lag"]
+__all__ = ["BatchState", "Output", "Processor", "Transform", "observe_lag"]
 
 log = logging.getLogger("newsmon.pipeline")
 
@@ -48,6 +48,21 @@ class Output:
 # Takes one record, returns what to publish for it (maybe nothing). Raising refuses the record:
 # it goes to the DLQ with the error, and the stream moves on.
 Transform = Callable[[Record], Sequence[Output]]
+
+
+class BatchState(Protocol):
+    """State a transform keeps between records (the alerter's story groups). The transform
+    stages its changes; they become real only once the batch's outputs are committed."""
+
+    async def load(self) -> None:
+        """Rebuild the state; called after the producer started (zombies fenced, their open
+        transactions aborted) and before the first record is consumed."""
+
+    def committed(self) -> None:
+        """The batch's outputs and offsets are committed: apply the staged changes."""
+
+    def aborted(self) -> None:
+        """The batch will be replayed from its first offsets: drop the staged changes."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +129,7 @@ class Processor:
         metrics: Metrics,
         stop: asyncio.Event,
         on_ready: Callable[[], None] | None = None,
+        state: BatchState | None = None,
     ) -> None:
         self.settings = settings
         self.service = service
@@ -123,6 +139,7 @@ class Processor:
         self.stop = stop
         self.group_id = f"{settings.topic_prefix}-{service}"
         self._on_ready = on_ready
+        self.state = state
         self._retry_delay_s = 1.0
 
     def _transactional_id(self) -> str | None:
@@ -142,6 +159,8 @@ class Processor:
         )
         await producer.start()
         try:
+            if self.state is not None:
+                await self.state.load()
             await consumer.start()
             try:
                 if self._on_ready:
@@ -174,9 +193,13 @@ class Processor:
             results = await asyncio.to_thread(_apply, self.transform, records)
             try:
                 await self._publish(consumer, producer, records, results)
+                if self.state is not None:
+                    self.state.committed()
                 self._retry_delay_s = 1.0
                 self.metrics.batch_seconds.labels(self.service).observe(time.monotonic() - started)
             except KafkaError as exc:
+                if self.state is not None:
+                    self.state.aborted()
                 await self._rewind(consumer, records, exc)
 
     async def _publish(

@@ -7,7 +7,9 @@ from datetime import datetime
 from newsmon.shared.kafka import Headers
 from newsmon.shared.messages import Alert, AlertSource, Classified, stable_id
 
-__all__ = ["ALERT_CE_TYPE", "alert_from", "alert_headers"]
+from .grouping import StoryState
+
+__all__ = ["ALERT_CE_TYPE", "alert_from", "alert_headers", "alert_id_of", "story_id_of"]
 
 # CloudEvents 1.0 Kafka protocol binding, binary mode: attributes travel as `ce_` headers and
 # the data's media type as `content-type` (github.com/cloudevents/spec kafka-protocol-binding.md).
@@ -16,16 +18,34 @@ CE_SOURCE = "newsmon/alerter"
 
 
 def story_id_of(classified: Classified) -> str:
-    """One story per article for now; grouping of syndicated copies replaces this."""
+    """The id a story gets from its first copy: that article's id."""
     return classified.article.id
 
 
-def alert_from(classified: Classified, *, now: datetime) -> Alert:
+def alert_id_of(story_id: str) -> str:
+    return stable_id("alert", story_id)
+
+
+def alert_from(classified: Classified, *, now: datetime, story: StoryState | None = None) -> Alert:
+    """The alert for a matching article. With `story` (the story as this article leaves it):
+    the story's alert id and revision, its sources so far, every category any copy matched
+    and the best score; the article fields are this copy's (the one that raised the revision)."""
     article = classified.article
-    story_id = story_id_of(classified)
+    if story is None:
+        story_id = story_id_of(classified)
+        alert_id, revision = alert_id_of(story_id), 1
+        categories, score = classified.categories, classified.score
+        sources: tuple[AlertSource, ...] = (
+            AlertSource(
+                article_id=article.id, source=article.source, url=article.url, feed=article.feed
+            ),
+        )
+    else:
+        story_id, alert_id, revision = story.story_id, story.alert_id, story.revision
+        categories, score, sources = story.categories, story.score, story.sources
     return Alert(
-        alert_id=stable_id("alert", story_id),
-        revision=1,
+        alert_id=alert_id,
+        revision=revision,
         story_id=story_id,
         article_id=article.id,
         title=article.title,
@@ -34,19 +54,15 @@ def alert_from(classified: Classified, *, now: datetime) -> Alert:
         feed=article.feed,
         lang=article.lang,
         summary=article.summary,
-        categories=classified.categories,
-        score=classified.score,
+        categories=categories,
+        score=score,
         evidence=classified.evidence,
         classifier_version=classified.classifier_version,
         published=article.published,
         fetched=article.fetched,
         classified=classified.classified,
         alerted=now,
-        sources=(
-            AlertSource(
-                article_id=article.id, source=article.source, url=article.url, feed=article.feed
-            ),
-        ),
+        sources=sources,
     )
 
 

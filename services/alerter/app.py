@@ -1,33 +1,150 @@
-"""The alerter service: classified articles in, alerts out (newsmon.alerts.v1)."""
+"""The alerter service: classified articles in, alerts out (newsmon.alerts.v1 and routed topics).
+
+Each matching article joins a story (near-duplicate grouping, `grouping.py`): the first copy of
+a story raises revision 1 of its alert, later copies raise updates (same alert id, next
+revision, one more source). Routing rules (`routes.py`) add topics beside the main one.
+
+State and exactly-once: a story's state is one record (key = story id) on the compacted topic
+`<prefix>.alerter-state.v1`, written in the same Kafka transaction as the alert and the consumer
+offsets, so the alerts a read_committed reader sees and the state always agree. The in-memory
+book changes only once that transaction committed (`StoryGroups.committed`); a batch that is
+replayed after a failure is transformed again against the unchanged book. At start-up, after
+the transactional producer fenced any zombie, the book is rebuilt from the state topic.
+
+Single writer: grouping needs every story in one place, but the classified topic is keyed by
+article id, so copies of one story land on different partitions. newsmon therefore runs one
+alerter (its work is small: only matching articles, a few per minute). A second replica in the
+same group would group only among the partitions it holds; run one, restart it on failure (the
+state topic makes a restart cheap), and scale the classifier instead.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Sequence
+from datetime import timedelta
 
+from newsmon.shared.kafka import ensure_topics
 from newsmon.shared.messages import Classified, decode, encode, utc_now
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.pipeline import Output, Processor, Record
 from newsmon.shared.settings import Settings
 
-from .alerts import alert_from, alert_headers
+from .alerts import alert_from, alert_headers, alert_id_of, story_id_of
+from .grouping import StoryBook, StoryState, story_from_json, story_to_json
+from .routes import Route, RouteInput, load_routes, route, routed_topics
+from .statestore import ensure_state_topic, read_state_topic
 
-__all__ = ["run"]
+__all__ = ["AlertTransform", "StoryGroups", "run", "state_topic"]
 
 log = logging.getLogger("newsmon.alerter")
 
 
-class AlertTransform:
+def state_topic(settings: Settings) -> str:
+    return f"{settings.topic_prefix}.alerter-state.v1"
+
+
+def state_retention_ms(settings: Settings) -> int:
+    """Three windows, at least a week: a story is updated at most one window after it began."""
+    return int(max(3 * settings.alert_group_window_s, 7 * 86400) * 1000)
+
+
+class StoryGroups:
+    """The story book plus the changes of the batch in flight (a `BatchState`)."""
+
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
-        self.topic = settings.topics.alerts
+        self.settings = settings
         self.metrics = metrics
+        self.book = StoryBook(
+            window=timedelta(seconds=settings.alert_group_window_s),
+            threshold=settings.alert_group_threshold,
+        )
+        self.pending: dict[str, StoryState] = {}
+        self._published: Counter[str] = Counter()
+        self._updates = 0
+
+    async def load(self) -> None:
+        topic = state_topic(self.settings)
+        records = await read_state_topic(self.settings, topic)
+        stories: list[StoryState] = []
+        for key, value in records.items():
+            if value is None:
+                continue
+            try:
+                stories.append(story_from_json(value))
+            except ValueError as exc:
+                log.warning("skipped a bad alerter state record %r: %s", key[:40], exc)
+        stories.sort(key=lambda s: s.first_fetched)
+        self.book.apply(stories)
+        self.metrics.alert_stories.set(len(self.book))
+        log.info("rebuilt %d stories from %s", len(self.book), topic)
+
+    def stage(self, story: StoryState, topics: Sequence[str]) -> None:
+        self.pending[story.story_id] = story
+        self._published.update(topics)
+        self._updates += story.revision > 1
+
+    def committed(self) -> None:
+        self.book.apply(self.pending.values())
+        for topic, count in self._published.items():
+            self.metrics.alerts_published.labels(topic).inc(count)
+        self.metrics.alert_updates.inc(self._updates)
+        self.metrics.alert_stories.set(len(self.book))
+        self.aborted()
+
+    def aborted(self) -> None:
+        self.pending = {}
+        self._published = Counter()
+        self._updates = 0
+
+
+class AlertTransform:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        groups: StoryGroups | None = None,
+        routes: Sequence[Route] | None = None,
+    ) -> None:
+        self.prefix = settings.topic_prefix
+        self.state_topic = state_topic(settings)
+        self.metrics = metrics
+        self.groups = groups or StoryGroups(settings, metrics)
+        self.routes = tuple(
+            routes
+            if routes is not None
+            else load_routes(settings.alert_routes_file, prefix=settings.topic_prefix)
+        )
 
     def __call__(self, record: Record) -> Sequence[Output]:
         classified = decode(Classified, record.value)
         if not classified.match:
             return ()
-        alert = alert_from(classified, now=utc_now())
+        story_id = story_id_of(classified)
+        assignment = self.groups.book.assign(
+            classified,
+            story_id_for=story_id,
+            alert_id_for=alert_id_of(story_id),
+            overlay=self.groups.pending,
+        )
+        if assignment.duplicate:
+            log.info(
+                "article %s is already part of story %s: no new alert",
+                classified.article.id,
+                assignment.story.story_id,
+                extra={"article_id": classified.article.id},
+            )
+            return ()
+        story = assignment.story
+        alert = alert_from(classified, now=utc_now(), story=story)
+        key, value, headers = alert.story_id.encode(), encode(alert), alert_headers(alert)
+        topics = [
+            t for t, _ in route(RouteInput.from_alert(alert), self.routes, prefix=self.prefix)
+        ]
+        outputs = [Output(topic, key, value, headers) for topic in topics]
+        outputs.append(Output(self.state_topic, key, story_to_json(story)))
         self.metrics.e2e_seconds.labels("fetched").observe(
             (alert.alerted - alert.fetched).total_seconds()
         )
@@ -36,21 +153,40 @@ class AlertTransform:
                 max((alert.alerted - alert.published).total_seconds(), 0.0)
             )
         log.info(
-            "alert %s: %s",
+            "alert %s r%d: %s",
             alert.alert_id,
+            alert.revision,
             alert.title,
-            extra={"alert_id": alert.alert_id, "article_id": alert.article_id},
+            extra={
+                "alert_id": alert.alert_id,
+                "revision": alert.revision,
+                "article_id": alert.article_id,
+                "topics": topics,
+            },
         )
-        return (Output(self.topic, alert.story_id.encode(), encode(alert), alert_headers(alert)),)
+        self.groups.stage(story, topics)  # last: nothing above may leave a half-staged story
+        return outputs
+
+
+async def ensure_alerter_topics(settings: Settings, routes: Sequence[Route]) -> None:
+    """The routed alert topics and the state topic, created if missing."""
+    await ensure_topics(settings, routed_topics(routes, prefix=settings.topic_prefix))
+    await ensure_state_topic(
+        settings, state_topic(settings), retention_ms=state_retention_ms(settings)
+    )
 
 
 async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None:
+    routes = load_routes(settings.alert_routes_file, prefix=settings.topic_prefix)
+    await ensure_alerter_topics(settings, routes)
+    groups = StoryGroups(settings, metrics)
     processor = Processor(
         settings=settings,
         service="alerter",
         source_topic=settings.topics.classified,
-        transform=AlertTransform(settings, metrics),
+        transform=AlertTransform(settings, metrics, groups, routes),
         metrics=metrics,
         stop=stop,
+        state=groups,
     )
     await processor.run()

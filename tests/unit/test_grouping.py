@@ -1,0 +1,191 @@
+"""Story grouping: MinHash fingerprints, the story book, state records."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from newsmon.alerter.grouping import (
+    NUM_PERM,
+    StoryBook,
+    fingerprint,
+    jaccard_estimate,
+    normalise,
+    shingles,
+    story_from_json,
+    story_to_json,
+)
+from newsmon.shared.messages import Article, Classified
+
+T0 = datetime(2024, 11, 5, 8, 0, tzinfo=UTC)
+
+LEDE = (
+    "North Korean troops have suffered heavy casualties in Russia's Kursk region, South Korea's "
+    "spy agency told lawmakers on Wednesday, adding that Pyongyang was preparing to send more "
+    "soldiers and artillery to support Moscow's offensive."
+)
+
+
+def item(
+    article_id: str,
+    title: str = "North Korean troops suffer heavy losses in Kursk, Seoul says",
+    summary: str = LEDE,
+    *,
+    source: str = "Yonhap",
+    at: datetime = T0,
+    categories: tuple[str, ...] = ("troops",),
+    score: float = 0.9,
+) -> Classified:
+    return Classified(
+        article=Article(
+            id=article_id,
+            feed=source.lower(),
+            source=source,
+            url=f"https://{source.lower()}.example/{article_id}",
+            title=title,
+            summary=summary,
+            fetched=at,
+        ),
+        match=True,
+        score=score,
+        categories=categories,
+        classifier_version="v1",
+        classified=at,
+    )
+
+
+def book(hours: float = 48) -> StoryBook:
+    return StoryBook(window=timedelta(hours=hours), threshold=0.5)
+
+
+def add(b: StoryBook, c: Classified):  # type: ignore[no-untyped-def]
+    a = b.assign(c, story_id_for=c.article.id, alert_id_for="alert-" + c.article.id)
+    if not a.duplicate:
+        b.apply([a.story])
+    return a
+
+
+def test_normalise_folds_case_accents_punctuation_and_wire_decorations() -> None:
+    assert normalise("UPDATE 2- Kim's Troops", "Déjà vu!") == ["kim", "s", "troops", "deja", "vu"]
+    assert normalise("(LEAD) N. Korea", "") == ["n", "korea"]
+
+
+def test_identical_texts_have_identical_signatures() -> None:
+    assert fingerprint("a b c", "d e") == fingerprint("A, b. C!", "d   e")
+    assert len(fingerprint("x", "y")) == NUM_PERM
+
+
+def test_estimate_tracks_true_jaccard() -> None:
+    words_a = [f"w{i}" for i in range(60)]
+    words_b = words_a[:45] + [f"v{i}" for i in range(15)]
+    sa, sb = shingles(words_a), shingles(words_b)
+    true = len(sa & sb) / len(sa | sb)
+    est = jaccard_estimate(fingerprint(" ".join(words_a), ""), fingerprint(" ".join(words_b), ""))
+    assert abs(est - true) < 0.15  # 128 permutations: standard error about 0.044
+
+
+def test_empty_texts_never_match() -> None:
+    assert jaccard_estimate(fingerprint("", ""), fingerprint("", "")) == 0.0
+
+
+def test_three_copies_make_one_story_with_growing_revisions() -> None:
+    b = book()
+    first = add(b, item("a1"))
+    second = add(
+        b,
+        item(
+            "a2",
+            "UPDATE 1-North Korean troops suffer heavy losses in Kursk, Seoul says",
+            source="Reuters",
+            at=T0 + timedelta(hours=2),
+            categories=("casualties",),
+        ),
+    )
+    third = add(
+        b,
+        item(
+            "a3",
+            "North Korean troops suffer heavy losses in Kursk - Seoul",
+            LEDE + " The ministry declined to comment.",
+            source="Korea Herald",
+            at=T0 + timedelta(hours=5),
+            score=0.95,
+        ),
+    )
+    assert first.new_story
+    assert not second.new_story
+    assert not third.new_story
+    story = third.story
+    assert story.story_id == "a1"
+    assert story.alert_id == "alert-a1"
+    assert story.revision == 3
+    assert [s.source for s in story.sources] == ["Yonhap", "Reuters", "Korea Herald"]
+    assert story.categories == ("troops", "casualties")
+    assert story.score == 0.95
+
+
+def test_a_copy_seen_again_is_a_duplicate_not_an_update() -> None:
+    b = book()
+    add(b, item("a1"))
+    again = add(b, item("a1", source="Yonhap"))
+    assert again.duplicate
+    assert again.story.revision == 1
+
+
+def test_different_stories_stay_apart() -> None:
+    b = book()
+    add(b, item("a1"))
+    other = add(
+        b,
+        item(
+            "b1",
+            "Putin and Kim sign mutual defence treaty in Pyongyang",
+            "The two leaders signed a comprehensive strategic partnership pledging mutual "
+            "military assistance if either is attacked, state media reported on Thursday.",
+        ),
+    )
+    assert other.new_story
+    assert len(b) == 2
+
+
+def test_a_copy_outside_the_window_starts_a_new_story() -> None:
+    b = book(hours=48)
+    add(b, item("a1"))
+    late = add(b, item("a2", at=T0 + timedelta(hours=49)))
+    assert late.new_story
+    assert "a1" not in b.stories, "stories older than the window are forgotten"
+
+
+def test_overlay_groups_copies_within_one_uncommitted_batch() -> None:
+    b = book()
+    overlay = {}
+    for n in range(3):
+        c = item(f"a{n}", source=f"Outlet {n}")
+        a = b.assign(c, story_id_for=c.article.id, alert_id_for="x", overlay=overlay)
+        overlay[a.story.story_id] = a.story
+    assert len(overlay) == 1
+    assert next(iter(overlay.values())).revision == 3
+    assert len(b) == 0, "assign never changes the book"
+
+
+def test_state_record_round_trip() -> None:
+    b = book()
+    story = add(b, item("a1")).story
+    assert story_from_json(story_to_json(story)) == story
+
+
+@pytest.mark.parametrize("payload", [b"{}", b'{"schema": "other"}', b"[]", b"not json"])
+def test_bad_state_records_are_refused(payload: bytes) -> None:
+    with pytest.raises(ValueError, match=r"."):
+        story_from_json(payload)
+
+
+@given(st.text(max_size=200), st.text(max_size=400))
+def test_fingerprint_is_total_and_self_similar(title: str, summary: str) -> None:
+    sig = fingerprint(title, summary)
+    assert len(sig) == NUM_PERM
+    assert all(0 <= v < 2**32 for v in sig)
+    if normalise(title, summary):
+        assert jaccard_estimate(sig, sig) == 1.0
