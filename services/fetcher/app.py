@@ -1,9 +1,16 @@
 """The fetcher service: polls every configured feed and publishes new articles.
 
-One task per feed, so a slow feed never delays the others; a semaphore bounds how many fetch at
-once. Parsing runs in a worker thread (tens of ms per feed: it would block every other feed).
-A failed fetch logs one line naming the feed and the reason, counts it, and backs off; a feed is
-never given up on.
+One task per feed, so a slow feed never delays the others. A poll takes a slot of its host
+first (at most NEWSMON_FETCH_PER_HOST_CONCURRENCY per host), then a global slot (at most
+NEWSMON_FETCH_CONCURRENCY), so feeds waiting on a busy host hold no global slot. Parsing runs
+in a worker thread (tens of ms per feed: it would block every other feed).
+
+One refresh, start to end, is `Fetcher.poll_once` (in the manner of miniflux's
+internal/reader/handler/handler.go): fetch with validators → 304 / unchanged body / parse →
+drop what was published before (by id or canonical URL, across feeds and restarts) →
+optional full text → publish (acks=all) → remember → plan the next poll (schedule.py) →
+save the feed's state to the compacted state topic. A failure logs one line naming the feed
+and the reason, is counted by kind, and backs off; a feed is never given up on.
 """
 
 from __future__ import annotations
@@ -14,99 +21,52 @@ import hashlib
 import logging
 import random
 import time
-from collections import OrderedDict
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
-from newsmon.shared.kafka import bootstrap_of, make_producer, stop_consumer
-from newsmon.shared.messages import Article, encode, utc_now
+from newsmon.shared.kafka import make_producer
+from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
 
 from .feeds import FeedConfig, load_feeds
-from .http import FetchError, Validators, fetch, make_client
+from .http import FetchError, FetchResult, HostLimiter, fetch, make_client
 from .parse import FeedParseError, ParsedFeed, parse_feed
+from .schedule import Bounds, adaptive_interval, next_delay
+from .ssrf import AllowList
+from .state import (
+    FeedState,
+    KafkaSink,
+    SeenIds,
+    ensure_state_topic,
+    load_seen_ids,
+    load_states,
+)
 
-__all__ = ["SeenIds", "run"]
+__all__ = ["Fetcher", "Sink", "bounds_for", "run"]
 
 log = logging.getLogger("newsmon.fetcher")
 
-MAX_BACKOFF_S = 3600.0
+Clock = Callable[[], float]
 
 
-class SeenIds:
-    """Article ids already published, oldest forgotten first once `capacity` is reached."""
+class Sink(Protocol):
+    async def publish(self, articles: list[Article]) -> None: ...
 
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._ids: OrderedDict[str, None] = OrderedDict()
-
-    def __contains__(self, article_id: object) -> bool:
-        return article_id in self._ids
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    def add(self, article_id: str) -> None:
-        self._ids[article_id] = None
-        self._ids.move_to_end(article_id)
-        while len(self._ids) > self.capacity:
-            self._ids.popitem(last=False)
+    async def save_state(self, feed: str, state: FeedState) -> None: ...
 
 
-@dataclass
-class FeedState:
-    validators: Validators = field(default_factory=Validators)
-    body_hash: str | None = None
-    error_streak: int = 0
+def bounds_for(feed: FeedConfig, settings: Settings) -> Bounds:
+    low = feed.interval_min_s or settings.poll_interval_s
+    high = max(feed.interval_max_s or settings.poll_interval_max_s, low)
+    return Bounds(low, high, max(settings.fetch_backoff_max_s, low))
 
 
-def next_delay(base_s: float, error_streak: int, retry_after_s: float | None = None) -> float:
-    """Seconds until the next poll: the interval with ±10% jitter so feeds do not poll in
-    lockstep, doubled per consecutive error up to an hour, never shorter than Retry-After."""
-    delay = base_s * (2 ** min(error_streak, 10)) if error_streak else base_s
-    delay = min(delay, max(base_s, MAX_BACKOFF_S))
-    delay *= random.uniform(0.9, 1.1)
-    return max(delay, retry_after_s or 0.0)
-
-
-async def load_seen_ids(settings: Settings, capacity: int) -> SeenIds:
-    """Rebuild the dedup memory from the articles topic itself (keys are article ids), so an
-    item is published once across restarts without a separate state store."""
-    seen = SeenIds(capacity)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_of(settings),
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        client_id="newsmon-fetcher-state",
-    )
-    await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(settings.topics.articles) or set()
-        tps = [TopicPartition(settings.topics.articles, p) for p in partitions]
-        if not tps:
-            return seen
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=5000)
-            for tp, records in batch.items():
-                for record in records:
-                    if record.key:
-                        seen.add(record.key.decode("utf-8", errors="replace"))
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-            if not batch:
-                remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
-    finally:
-        await stop_consumer(consumer)
-    log.info("rebuilt dedup memory from %s", settings.topics.articles, extra={"seen": len(seen)})
-    return seen
+def _code_class(status: int) -> str:
+    return "304" if status == 304 else f"{status // 100}xx"
 
 
 class Fetcher:
@@ -114,49 +74,124 @@ class Fetcher:
         self,
         settings: Settings,
         metrics: Metrics,
-        producer: AIOKafkaProducer,
+        sink: Sink,
         client: httpx.AsyncClient,
         seen: SeenIds,
+        *,
+        clock: Clock = time.time,
+        rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.producer = producer
+        self.sink = sink
         self.client = client
         self.seen = seen
+        self.clock = clock
+        self.rng = rng or random.Random()
         self.slots = asyncio.Semaphore(settings.fetch_concurrency)
+        self.hosts = HostLimiter(settings.fetch_per_host_concurrency)
 
-    async def poll_forever(self, feed: FeedConfig, stop: asyncio.Event) -> None:
-        state = FeedState()
-        base = feed.interval_min_s or self.settings.poll_interval_s
-        # Spread the first polls over a few seconds rather than all at once.
-        await _sleep_or_stop(stop, random.uniform(0, min(5.0, base)))
+    async def poll_forever(self, feed: FeedConfig, state: FeedState, stop: asyncio.Event) -> None:
+        bounds = bounds_for(feed, self.settings)
+        now = self.clock()
+        if state.next_poll_at is not None and state.next_poll_at > now:
+            # Restored from the state topic: keep the plan (never longer than the back-off cap).
+            first = min(state.next_poll_at - now, bounds.backoff_max_s)
+        else:
+            first = self.rng.uniform(0, min(5.0, bounds.min_s))  # spread the first polls
+        await _sleep_or_stop(stop, first)
         while not stop.is_set():
-            retry_after = await self.poll_once(feed, state)
-            await _sleep_or_stop(stop, next_delay(base, state.error_streak, retry_after))
+            delay = await self.poll_once(feed, state)
+            await _sleep_or_stop(stop, delay)
 
-    async def poll_once(self, feed: FeedConfig, state: FeedState) -> float | None:
-        """Fetch, parse and publish one feed; returns the server's Retry-After if any."""
-        started = time.monotonic()
+    async def poll_once(self, feed: FeedConfig, state: FeedState) -> float:
+        """One refresh of `feed`; returns the seconds until its next poll."""
+        bounds = bounds_for(feed, self.settings)
+        started, now = time.monotonic(), self.clock()
+        retry_after: float | None = None
+        max_age: float | None = None
         try:
-            async with self.slots:
-                outcome = await self._fetch_and_publish(feed, state)
+            result = await self._fetch(feed, state, now)
+            max_age = result.max_age_s
+            outcome = await self._handle(feed, state, result, now, bounds)
         except FetchError as exc:
+            if exc.status is not None:
+                self.metrics.feed_responses.labels(feed.name, _code_class(exc.status)).inc()
             self._failed(feed, state, exc.kind, str(exc))
-            return exc.retry_after_s
+            retry_after = exc.retry_after_s
         except FeedParseError as exc:
             self._failed(feed, state, "parse", str(exc))
-            return None
         except KafkaError as exc:
             # Not published, so not marked seen: the next poll publishes these items again.
             self._failed(feed, state, "kafka", f"could not publish to Kafka: {exc}")
-            return None
+        else:
+            state.error_streak = 0
+            state.last_success_at = self.clock()
+            self.metrics.feed_fetches.labels(feed.name, outcome).inc()
+            self.metrics.feed_last_success.labels(feed.name).set(state.last_success_at)
+            self.metrics.feed_error_streak.labels(feed.name).set(0)
         finally:
             self.metrics.feed_fetch_seconds.labels(feed.name).observe(time.monotonic() - started)
-        state.error_streak = 0
-        self.metrics.feed_error_streak.labels(feed.name).set(0)
-        self.metrics.feed_fetches.labels(feed.name, outcome).inc()
-        self.metrics.feed_last_success.labels(feed.name).set(time.time())
-        return None
+        delay = next_delay(
+            interval_s=state.interval_s or bounds.min_s,
+            error_streak=state.error_streak,
+            bounds=bounds,
+            retry_after_s=retry_after,
+            max_age_s=max_age,
+            rng=self.rng,
+        )
+        state.next_poll_at = self.clock() + delay
+        self.metrics.feed_interval.labels(feed.name).set(state.interval_s or bounds.min_s)
+        self.metrics.feed_next_poll.labels(feed.name).set(state.next_poll_at)
+        try:
+            await self.sink.save_state(feed.name, state)
+        except KafkaError as exc:
+            log.warning("feed %s: could not save its state: %s", feed.name, exc)
+        return delay
+
+    async def _fetch(self, feed: FeedConfig, state: FeedState, now: float) -> FetchResult:
+        s = self.settings
+        async with self.hosts.slot(feed.url), self.slots:
+            result = await fetch(
+                self.client,
+                feed.url,
+                validators=state.validators,
+                max_bytes=s.fetch_max_bytes,
+                deadline_s=s.fetch_total_timeout_s,
+                max_redirects=s.fetch_max_redirects,
+                now=datetime.fromtimestamp(now, UTC),
+            )
+        if not feed.url.startswith("file://"):
+            self.metrics.feed_responses.labels(feed.name, _code_class(result.status)).inc()
+        self.metrics.feed_bytes.labels(feed.name).inc(result.raw_bytes)
+        if result.permanent_url:
+            log.info(
+                "feed %s moved permanently to %s: update the feeds file",
+                feed.name,
+                result.permanent_url,
+                extra={"feed": feed.name},
+            )
+        return result
+
+    async def _handle(
+        self, feed: FeedConfig, state: FeedState, result: FetchResult, now: float, bounds: Bounds
+    ) -> str:
+        if result.not_modified:
+            return "not_modified"
+        state.validators = result.validators
+        body_hash = hashlib.sha256(result.body).hexdigest()
+        if body_hash == state.body_hash:
+            return "unchanged"
+        fetched_at = datetime.fromtimestamp(now, UTC)
+        parsed = await asyncio.to_thread(
+            _parse, result.body, feed, fetched_at, result.content_type, result.final_url
+        )
+        await self._publish_new(feed, state, parsed)
+        state.body_hash = body_hash
+        state.interval_s = adaptive_interval(
+            (a.published for a in parsed.articles if a.published is not None), fetched_at, bounds
+        )
+        return "ok"
 
     def _failed(self, feed: FeedConfig, state: FeedState, kind: str, reason: str) -> None:
         state.error_streak += 1
@@ -172,53 +207,43 @@ class Fetcher:
             extra={"feed": feed.name, "url": feed.url, "kind": kind},
         )
 
-    async def _fetch_and_publish(self, feed: FeedConfig, state: FeedState) -> str:
-        s = self.settings
-        result = await fetch(
-            self.client,
-            feed.url,
-            validators=state.validators,
-            max_bytes=s.fetch_max_bytes,
-            deadline_s=s.fetch_total_timeout_s,
-        )
-        if result.not_modified:
-            return "not_modified"
-        state.validators = result.validators
-        body_hash = hashlib.sha256(result.body).hexdigest()
-        if body_hash == state.body_hash:
-            return "unchanged"
-        parsed = await asyncio.to_thread(
-            _parse, result.body, feed, utc_now(), result.content_type, result.final_url
-        )
-        await self._publish_new(feed, parsed)
-        state.body_hash = body_hash
-        return "ok"
-
-    async def _publish_new(self, feed: FeedConfig, parsed: ParsedFeed) -> None:
+    def fresh_articles(self, feed: FeedConfig, parsed: ParsedFeed) -> list[Article]:
+        """The parsed articles nobody published yet (by id or canonical URL), counted."""
         fresh: list[Article] = []
+        batch = SeenIds(len(parsed.articles) * 2 + 2)
         for article in parsed.articles:
-            if article.id in self.seen or any(a.id == article.id for a in fresh):
-                self.metrics.feed_items.labels(feed.name, "duplicate").inc()
-            else:
+            owner = self.seen.first_seen(article)
+            if owner is None and batch.first_seen(article) is not None:
+                owner = feed.name
+            if owner is None:
                 fresh.append(article)
+                batch.add_article(article)
+            elif owner and owner != feed.name:
+                self.metrics.feed_items.labels(feed.name, "duplicate_other_feed").inc()
+            else:
+                self.metrics.feed_items.labels(feed.name, "duplicate").inc()
         if parsed.skipped:
             self.metrics.feed_items.labels(feed.name, "skipped").inc(len(parsed.skipped))
-        topic = self.settings.topics.articles
-        pending = [await self.producer.send(topic, encode(a), key=a.id.encode()) for a in fresh]
-        await asyncio.gather(*pending)  # acks=all before an id counts as published
+        return fresh
+
+    async def _publish_new(self, feed: FeedConfig, state: FeedState, parsed: ParsedFeed) -> None:
+        fresh = self.fresh_articles(feed, parsed)
+        if not fresh:
+            return
+        await self.sink.publish(fresh)  # acks=all before an id counts as published
         for article in fresh:
-            self.seen.add(article.id)
-            log.debug("published article", extra={"article_id": article.id, "feed": feed.name})
+            self.seen.add_article(article)
+        state.last_new_item_at = self.clock()
+        self.metrics.feed_last_new_item.labels(feed.name).set(state.last_new_item_at)
         self.metrics.feed_items.labels(feed.name, "new").inc(len(fresh))
-        self.metrics.items_out.labels("fetcher", topic).inc(len(fresh))
-        if fresh:
-            log.info(
-                "feed %s: %d new of %d items",
-                feed.name,
-                len(fresh),
-                len(parsed.articles),
-                extra={"feed": feed.name},
-            )
+        self.metrics.items_out.labels("fetcher", self.settings.topics.articles).inc(len(fresh))
+        log.info(
+            "feed %s: %d new of %d items",
+            feed.name,
+            len(fresh),
+            len(parsed.articles),
+            extra={"feed": feed.name},
+        )
 
 
 def _parse(
@@ -231,7 +256,7 @@ def _parse(
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
+        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
 
 
 async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None:
@@ -239,7 +264,10 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
     log.info("polling %d feeds from %s", len(feeds), settings.feeds_file)
     if not feeds:
         log.warning("no enabled feeds in %s: the fetcher idles", settings.feeds_file)
-    seen = await load_seen_ids(settings, settings.dedupe_capacity)
+    await ensure_state_topic(settings)
+    states = await load_states(settings)
+    # Article ids and URL keys: two entries per article.
+    seen = await load_seen_ids(settings, settings.dedupe_capacity * 2)
     producer = make_producer(settings, client_id=f"newsmon-fetcher.{settings.instance_id}")
     await producer.start()
     try:
@@ -247,11 +275,16 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
             connect_s=settings.fetch_connect_timeout_s,
             read_s=settings.fetch_read_timeout_s,
             contact=settings.fetch_contact,
+            allow=AllowList.parse(settings.fetch_allow_hosts),
+            max_connections=max(16, settings.fetch_concurrency * 2),
         ) as client:
-            fetcher = Fetcher(settings, metrics, producer, client, seen)
+            fetcher = Fetcher(settings, metrics, KafkaSink(settings, producer), client, seen)
             async with asyncio.TaskGroup() as group:
                 for feed in feeds:
-                    group.create_task(fetcher.poll_forever(feed, stop), name=f"feed:{feed.name}")
+                    state = states.get(feed.name, FeedState(url=feed.url)).for_url(feed.url)
+                    group.create_task(
+                        fetcher.poll_forever(feed, state, stop), name=f"feed:{feed.name}"
+                    )
                 await stop.wait()
     finally:
         await producer.stop()

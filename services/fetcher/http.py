@@ -1,21 +1,49 @@
-"""Fetching one feed over HTTP: timeouts, a total deadline, a body cap, conditional GET.
+"""Fetching one URL over HTTP, safely: timeouts and a total deadline, a body cap that holds
+after decompression, conditional GET, redirects followed by hand, an SSRF guard on every hop.
 
-Errors come back sorted into kinds an operator can act on (dns, connect, timeout, http_4xx,
-http_5xx, too_large, ...), in the manner of miniflux's fetcher response handler.
+Errors come back sorted into kinds an operator can act on (dns, connect, blocked, timeout,
+http_4xx, http_5xx, http_429, http_503, too_large, redirects, encoding, ...), in the manner
+of miniflux's internal/reader/fetcher/response_handler.go.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import zlib
+from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from typing import Final
+from urllib.parse import unquote, urljoin, urlsplit
 
+import httpcore
 import httpx
 from newsmon import __version__
 from newsmon.shared.errors import RetriableError
 
-__all__ = ["FetchError", "FetchResult", "Validators", "fetch", "make_client", "user_agent"]
+from .schedule import parse_max_age, parse_retry_after
+from .ssrf import AllowList, BlockedAddressError, GuardedBackend
+
+__all__ = [
+    "MAX_REDIRECTS",
+    "FetchError",
+    "FetchResult",
+    "HostLimiter",
+    "Validators",
+    "fetch",
+    "make_client",
+    "user_agent",
+]
+
+# miniflux and browsers stop around 10-20 hops; a feed needs one or two.
+MAX_REDIRECTS: Final = 5
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+# Only codings we can decode with a bounded output buffer. No "br": the brotli bindings
+# decode a whole chunk at once, so a brotli bomb could not be stopped mid-way.
+ACCEPT_ENCODING: Final = "gzip, deflate"
 
 
 @dataclass(frozen=True)
@@ -33,6 +61,10 @@ class FetchResult:
     content_type: str | None
     final_url: str
     validators: Validators
+    max_age_s: float | None = None  # Cache-Control max-age (RFC 9111 §5.2.2.1)
+    redirects: int = 0
+    permanent_url: str | None = None  # where a 301/308 chain from the start led
+    raw_bytes: int = 0  # bytes on the wire (before decompression)
 
     @property
     def not_modified(self) -> bool:
@@ -43,12 +75,19 @@ class FetchError(RetriableError):
     """A fetch failed; `kind` is a short label for metrics and logs."""
 
     def __init__(
-        self, kind: str, message: str, *, retriable: bool = True, retry_after_s: float | None = None
+        self,
+        kind: str,
+        message: str,
+        *,
+        retriable: bool = True,
+        retry_after_s: float | None = None,
+        status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
         self.retriable = retriable
         self.retry_after_s = retry_after_s
+        self.status = status
 
 
 def user_agent(contact: str) -> str:
@@ -56,40 +95,150 @@ def user_agent(contact: str) -> str:
     return f"newsmon/{__version__} (+{contact})" if contact else f"newsmon/{__version__}"
 
 
-def make_client(*, connect_s: float, read_s: float, contact: str) -> httpx.AsyncClient:
+class _GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport with its connection pool built on the SSRF-guarded network backend.
+    (httpx does not take a network backend as an argument, so the pool is replaced.)"""
+
+    def __init__(self, *, allow: AllowList, limits: httpx.Limits) -> None:
+        super().__init__(http2=True, limits=limits, trust_env=False)
+        old = self._pool
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            http1=True,
+            http2=True,
+            network_backend=GuardedBackend(allow),
+        )
+        del old
+
+
+def make_client(
+    *,
+    connect_s: float,
+    read_s: float,
+    contact: str,
+    allow: AllowList | None = None,
+    max_connections: int = 64,
+) -> httpx.AsyncClient:
+    """The one HTTP client of the fetcher. Redirects are not followed by httpx: `fetch`
+    follows them, checking each hop. Proxies from the environment are ignored on purpose:
+    the guard must see the real destination."""
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections // 2
+    )
     return httpx.AsyncClient(
+        transport=_GuardedTransport(allow=allow or AllowList(), limits=limits),
         timeout=httpx.Timeout(connect=connect_s, read=read_s, write=read_s, pool=connect_s),
         headers={
             "User-Agent": user_agent(contact),
             "Accept": "application/rss+xml, application/atom+xml, application/rdf+xml, "
             "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5",
+            "Accept-Encoding": ACCEPT_ENCODING,
         },
-        follow_redirects=True,
-        max_redirects=5,
-        http2=True,
-        limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+        follow_redirects=False,
+        trust_env=False,
     )
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None
+class HostLimiter:
+    """At most `per_host` requests in flight to one host (politeness), whatever the feed."""
+
+    def __init__(self, per_host: int) -> None:
+        self.per_host = per_host
+        self._slots: defaultdict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(self.per_host)
+        )
+
+    @contextlib.asynccontextmanager
+    async def slot(self, url: str) -> AsyncIterator[None]:
+        host = (urlsplit(url).hostname or "").lower()
+        async with self._slots[host]:
+            yield
 
 
-def _status_error(response: httpx.Response) -> FetchError:
+def _status_error(response: httpx.Response, now: datetime) -> FetchError:
     status = response.status_code
+    retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
     if status in (429, 503):
         return FetchError(
             f"http_{status}",
-            f"HTTP {status}: server asks us to slow down",
-            retry_after_s=_retry_after(response),
+            f"HTTP {status}: server asks us to slow down"
+            + (f" (Retry-After {retry_after:.0f}s)" if retry_after is not None else ""),
+            retry_after_s=retry_after,
+            status=status,
         )
     if 500 <= status < 600:
-        return FetchError("http_5xx", f"HTTP {status} from server")
-    return FetchError("http_4xx", f"HTTP {status} from server", retriable=status in (408, 425))
+        return FetchError("http_5xx", f"HTTP {status} from server", status=status)
+    return FetchError(
+        "http_4xx", f"HTTP {status} from server", retriable=status in (408, 425), status=status
+    )
 
 
-async def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:
+class _Decoder:
+    """Content-Encoding decoding that never produces more than `limit` bytes in all, however
+    small the compressed input (zlib's max_length bounds each call's output)."""
+
+    def __init__(self, coding: str, limit: int) -> None:
+        if coding == "gzip" or coding == "x-gzip":
+            self._wbits = 16 + zlib.MAX_WBITS  # RFC 1952 container
+        elif coding == "deflate":
+            self._wbits = zlib.MAX_WBITS  # RFC 9110 §8.4.1.2: zlib (RFC 1950) container
+        else:
+            raise FetchError("encoding", f"unsupported Content-Encoding {coding!r}")
+        self._coding = coding
+        self._zlib = zlib.decompressobj(self._wbits)
+        self._first = True
+        self.limit = limit
+        self.produced = 0
+
+    def _too_large(self) -> FetchError:
+        return FetchError(
+            "too_large",
+            f"body exceeds the {self.limit}-byte cap after {self._coding} decompression",
+            retriable=False,
+        )
+
+    def feed(self, data: bytes) -> bytes:
+        out: list[bytes] = []
+        while data:
+            try:
+                chunk = self._zlib.decompress(data, self.limit - self.produced + 1)
+            except zlib.error:
+                if self._first and self._coding == "deflate" and self._wbits > 0:
+                    # Servers that send raw deflate (RFC 1951) under "deflate", as httpx allows.
+                    self._wbits = -zlib.MAX_WBITS
+                    self._zlib = zlib.decompressobj(self._wbits)
+                    continue
+                raise FetchError("encoding", f"corrupt {self._coding} body") from None
+            self._first = False
+            self.produced += len(chunk)
+            if self.produced > self.limit:
+                raise self._too_large()
+            out.append(chunk)
+            data = self._zlib.unconsumed_tail
+            if self._zlib.eof:
+                rest = self._zlib.unused_data
+                if rest and self._wbits == 16 + zlib.MAX_WBITS and rest.lstrip(b"\0"):
+                    # Another gzip member (RFC 1952 §2.2) follows.
+                    self._zlib = zlib.decompressobj(self._wbits)
+                    data = rest
+                else:
+                    break
+        return b"".join(out)
+
+
+async def _raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    if response.is_stream_consumed:  # built in memory (httpx.MockTransport): raw content
+        yield response.content
+        return
+    async for chunk in response.aiter_raw():
+        yield chunk
+
+
+async def _read_capped(response: httpx.Response, max_bytes: int) -> tuple[bytes, int]:
+    """The decoded body and its size on the wire; too_large as soon as either passes the cap."""
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise FetchError(
@@ -97,14 +246,26 @@ async def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:
             f"body of {int(declared)} bytes exceeds the {max_bytes}-byte cap",
             retriable=False,
         )
-    chunks, size = [], 0
-    # aiter_bytes decodes Content-Encoding, so the cap also holds after decompression.
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
+    codings = [
+        c.strip().lower()
+        for c in response.headers.get("Content-Encoding", "").split(",")
+        if c.strip() and c.strip().lower() != "identity"
+    ]
+    if len(codings) > 1:
+        raise FetchError("encoding", f"stacked Content-Encoding {codings} is not supported")
+    decoder = _Decoder(codings[0], max_bytes) if codings else None
+    chunks: list[bytes] = []
+    raw = size = 0
+    async for chunk in _raw_chunks(response):
+        raw += len(chunk)
+        if raw > max_bytes:
+            raise FetchError("too_large", f"body exceeds the {max_bytes}-byte cap", retriable=False)
+        decoded = decoder.feed(chunk) if decoder else chunk
+        size += len(decoded)
         if size > max_bytes:
             raise FetchError("too_large", f"body exceeds the {max_bytes}-byte cap", retriable=False)
-        chunks.append(chunk)
-    return b"".join(chunks)
+        chunks.append(decoded)
+    return b"".join(chunks), raw
 
 
 async def _fetch_file(url: str, max_bytes: int) -> FetchResult:
@@ -115,7 +276,19 @@ async def _fetch_file(url: str, max_bytes: int) -> FetchResult:
         raise FetchError("file", f"cannot read {path}: {exc.strerror}", retriable=True) from None
     if len(body) > max_bytes:
         raise FetchError("too_large", f"file exceeds the {max_bytes}-byte cap", retriable=False)
-    return FetchResult(200, body, None, url, Validators())
+    return FetchResult(200, body, None, url, Validators(), raw_bytes=len(body))
+
+
+def _redirect_target(current: str, response: httpx.Response) -> str:
+    location = response.headers.get("Location", "").strip()
+    if not location:
+        raise FetchError("redirects", f"HTTP {response.status_code} without a Location header")
+    target: str = urljoin(current, location)
+    if urlsplit(target).scheme.lower() not in ("http", "https"):
+        raise FetchError(
+            "redirects", f"refused redirect to a non-HTTP URL: {target[:200]}", retriable=False
+        )
+    return target
 
 
 async def fetch(
@@ -125,8 +298,11 @@ async def fetch(
     validators: Validators = Validators(),
     max_bytes: int,
     deadline_s: float,
+    max_redirects: int = MAX_REDIRECTS,
+    now: datetime | None = None,
 ) -> FetchResult:
-    """GET `url` (or read a file:// URL) within `deadline_s` seconds in all."""
+    """GET `url` (or read a file:// URL) within `deadline_s` seconds in all, following at most
+    `max_redirects` redirects. `now` (for Retry-After dates) defaults to the wall clock."""
     if url.startswith("file://"):
         return await _fetch_file(url, max_bytes)
     headers = {}
@@ -134,34 +310,60 @@ async def fetch(
         headers["If-None-Match"] = validators.etag
     if validators.last_modified:
         headers["If-Modified-Since"] = validators.last_modified
+    current, hops, permanent = url, 0, True
     try:
         async with asyncio.timeout(deadline_s):
-            async with client.stream("GET", url, headers=headers) as response:
-                if response.status_code == 304:
-                    return FetchResult(304, b"", None, str(response.url), validators)
-                if response.status_code >= 400:
-                    raise _status_error(response)
-                body = await _read_capped(response, max_bytes)
-                return FetchResult(
-                    response.status_code,
-                    body,
-                    response.headers.get("Content-Type"),
-                    str(response.url),
-                    Validators(response.headers.get("ETag"), response.headers.get("Last-Modified")),
-                )
+            while True:
+                async with client.stream("GET", current, headers=headers) as response:
+                    status = response.status_code
+                    if status in _REDIRECTS:
+                        if hops >= max_redirects:
+                            raise FetchError(
+                                "redirects",
+                                f"more than {max_redirects} redirects",
+                                retriable=False,
+                            )
+                        permanent = permanent and status in (301, 308)
+                        current = _redirect_target(current, response)
+                        hops += 1
+                        continue
+                    max_age = parse_max_age(response.headers.get("Cache-Control"))
+                    moved = current if permanent and hops else None
+                    if status == 304:
+                        return FetchResult(
+                            304, b"", None, current, validators, max_age, hops, moved
+                        )
+                    if status >= 400:
+                        raise _status_error(response, now or datetime.now(UTC))
+                    body, raw = await _read_capped(response, max_bytes)
+                    return FetchResult(
+                        status,
+                        body,
+                        response.headers.get("Content-Type"),
+                        current,
+                        Validators(
+                            response.headers.get("ETag"), response.headers.get("Last-Modified")
+                        ),
+                        max_age,
+                        hops,
+                        moved,
+                        raw,
+                    )
     except TimeoutError:
-        raise FetchError("timeout", f"no complete answer within {deadline_s:.0f}s") from None
-    except httpx.TooManyRedirects:
-        raise FetchError("redirects", "too many redirects", retriable=False) from None
+        raise FetchError("timeout", f"no complete answer within {deadline_s:g}s") from None
     except httpx.ConnectTimeout:
         raise FetchError("timeout", "connect timed out") from None
     except httpx.TimeoutException:
         raise FetchError("timeout", "read timed out") from None
     except httpx.ConnectError as exc:
-        kind = (
-            "dns" if "name" in str(exc).lower() or "resolution" in str(exc).lower() else "connect"
-        )
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, BlockedAddressError) or "refused to connect to" in str(exc):
+            raise FetchError("blocked", str(exc), retriable=False) from None
+        text = str(exc).lower()
+        kind = "dns" if "name" in text or "resolution" in text else "connect"
         raise FetchError(kind, f"cannot connect: {exc}") from None
+    except httpx.UnsupportedProtocol as exc:
+        raise FetchError("bad_url", f"unsupported URL: {exc}", retriable=False) from None
     except httpx.HTTPError as exc:
         raise FetchError("network", f"{type(exc).__name__}: {exc}") from None
     except httpx.InvalidURL as exc:

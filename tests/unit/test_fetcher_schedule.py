@@ -1,21 +1,106 @@
+"""The polling policy (schedule.py): pure functions, fixed clock, seeded jitter."""
+
 from __future__ import annotations
 
-from newsmon.fetcher.app import MAX_BACKOFF_S, SeenIds, next_delay
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from newsmon.fetcher.schedule import (
+    SERVER_DELAY_CAP_S,
+    Bounds,
+    adaptive_interval,
+    backoff_delay,
+    next_delay,
+    parse_max_age,
+    parse_retry_after,
+)
+from newsmon.fetcher.state import FeedState, SeenIds
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+B = Bounds(min_s=300, max_s=3600, backoff_max_s=7200)
 
 
 def test_healthy_feed_polls_at_its_interval_with_jitter() -> None:
-    delays = [next_delay(300, 0) for _ in range(200)]
-    assert all(270 <= d <= 330 for d in delays)
+    rng = random.Random(1)
+    delays = [next_delay(interval_s=600, error_streak=0, bounds=B, rng=rng) for _ in range(200)]
+    assert all(540 <= d <= 660 for d in delays)
     assert len({round(d) for d in delays}) > 1, "jitter spreads polls"
 
 
+def test_busy_feed_polls_at_the_minimum() -> None:
+    every_minute = [NOW - timedelta(minutes=i) for i in range(60)]
+    assert adaptive_interval(every_minute, NOW, B) == 300
+
+
+def test_interval_follows_the_item_frequency() -> None:
+    hourly = [NOW - timedelta(hours=i) for i in range(1, 25)]
+    assert adaptive_interval(hourly, NOW, B) == pytest.approx(1800)  # half the mean gap
+
+
+def test_quiet_feed_polls_at_the_maximum() -> None:
+    assert adaptive_interval([NOW - timedelta(days=30)], NOW, B) == 3600
+    assert adaptive_interval([], NOW, B) == 3600
+    future_only = [NOW + timedelta(days=1)]  # a bogus date says nothing about frequency
+    assert adaptive_interval(future_only, NOW, B) == 3600
+
+
 def test_errors_back_off_exponentially_up_to_a_cap() -> None:
-    assert 540 <= next_delay(300, 1) <= 660
-    assert next_delay(300, 30) <= MAX_BACKOFF_S * 1.1
+    assert [backoff_delay(n, B) for n in range(1, 7)] == [300, 600, 1200, 2400, 4800, 7200]
+    assert backoff_delay(1000, B) == 7200
 
 
-def test_retry_after_is_never_undercut() -> None:
-    assert next_delay(60, 0, retry_after_s=900) == 900
+def test_backoff_is_jittered_and_never_under_retry_after() -> None:
+    rng = random.Random(2)
+    d = next_delay(interval_s=300, error_streak=2, bounds=B, rng=rng)
+    assert 540 <= d <= 660
+    assert next_delay(interval_s=300, error_streak=1, bounds=B, retry_after_s=5000) == 5000
+
+
+def test_server_delays_are_capped_so_polling_never_stops() -> None:
+    d = next_delay(interval_s=300, error_streak=1, bounds=B, retry_after_s=10**9)
+    assert d == SERVER_DELAY_CAP_S
+
+
+def test_max_age_postpones_up_to_the_max_interval() -> None:
+    rng = random.Random(3)
+    assert next_delay(interval_s=300, error_streak=0, bounds=B, max_age_s=1200, rng=rng) == 1200
+    assert next_delay(interval_s=300, error_streak=0, bounds=B, max_age_s=10**6) == 3600
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("120", 120.0),
+        (" 0 ", 0.0),
+        ("Sun, 01 Mar 2026 12:10:00 GMT", 600.0),  # RFC 9110 IMF-fixdate
+        ("Sunday, 01-Mar-26 12:10:00 GMT", 600.0),  # obsolete RFC 850 form
+        ("Sun Mar  1 12:10:00 2026", 600.0),  # asctime form, GMT implied
+        ("Sun, 01 Mar 2026 11:00:00 GMT", 0.0),  # in the past: now
+        ("-5", None),
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after_forms(value: str | None, expected: float | None) -> None:
+    assert parse_retry_after(value, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("max-age=600", 600.0),
+        ("public, max-age=60, must-revalidate", 60.0),
+        ('max-age="90"', 90.0),
+        ("s-maxage=5", None),
+        ("no-cache, max-age=600", None),
+        ("no-store", None),
+        (None, None),
+    ],
+)
+def test_cache_control_max_age(value: str | None, expected: float | None) -> None:
+    assert parse_max_age(value) == expected
 
 
 def test_seen_ids_forget_the_oldest_first() -> None:
@@ -26,3 +111,14 @@ def test_seen_ids_forget_the_oldest_first() -> None:
     assert "b" in seen
     assert "c" in seen
     assert len(seen) == 2
+
+
+def test_feed_state_round_trips_and_resets_when_the_url_changes() -> None:
+    state = FeedState(url="https://a.example/rss", etag='"x"', body_hash="h", error_streak=3)
+    state.next_poll_at = 123.0
+    again = FeedState.from_json(state.to_json())
+    assert again == state
+    moved = again.for_url("https://b.example/rss")
+    assert (moved.etag, moved.body_hash, moved.next_poll_at) == (None, None, 123.0)
+    with pytest.raises(ValueError, match="not a fetcher state"):
+        FeedState.from_json(b'{"schema": "other"}')

@@ -1,0 +1,243 @@
+"""Fetcher state that survives restarts, kept in Kafka itself (no database to run).
+
+* Per-feed state (validators, body hash, adaptive interval, next poll time, error streak) is
+  a compacted topic `<prefix>.fetcher-state.v1` (cleanup.policy=compact), key = feed name,
+  value = FeedState JSON; the latest value per key wins, so the topic stays about one record
+  per feed. Read to its end at start, written after every poll.
+* Seen article ids are rebuilt from the articles topic itself (keys are article ids, values
+  carry the canonical URL), so dedup holds across restarts and across feeds.
+
+Kafka rather than an embedded store (sqlite, lmdb): replicas on other hosts or a container
+with no volume see the same state, and the broker is already required.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from newsmon.shared.kafka import bootstrap_of, stop_consumer
+from newsmon.shared.messages import Article, encode, stable_id
+from newsmon.shared.settings import Settings
+
+from .http import Validators
+
+__all__ = [
+    "FeedState",
+    "KafkaSink",
+    "SeenIds",
+    "ensure_state_topic",
+    "load_seen_ids",
+    "load_states",
+    "state_topic",
+    "url_key",
+]
+
+log = logging.getLogger("newsmon.fetcher")
+
+STATE_SCHEMA = "newsmon.fetcher-state.v1"
+
+
+def state_topic(settings: Settings) -> str:
+    return f"{settings.topic_prefix}.fetcher-state.v1"
+
+
+def url_key(url: str) -> str:
+    """The dedup key of a canonical URL (article ids may come from GUIDs instead)."""
+    return "url:" + stable_id(url)
+
+
+class SeenIds:
+    """Article ids and canonical-URL keys already published, each with the feed that published
+    it; the oldest are forgotten first once `capacity` is reached (bounded retention)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._ids: OrderedDict[str, str] = OrderedDict()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def feed_of(self, key: str) -> str | None:
+        return self._ids.get(key)
+
+    def add(self, key: str, feed: str = "") -> None:
+        self._ids[key] = feed
+        self._ids.move_to_end(key)
+        while len(self._ids) > self.capacity:
+            self._ids.popitem(last=False)
+
+    def add_article(self, article: Article) -> None:
+        self.add(article.id, article.feed)
+        self.add(url_key(article.url), article.feed)
+
+    def first_seen(self, article: Article) -> str | None:
+        """The feed that already published this article (same id or same URL), or None."""
+        for key in (article.id, url_key(article.url)):
+            if key in self._ids:
+                return self._ids[key]
+        return None
+
+
+@dataclass
+class FeedState:
+    """What we know about one feed between polls. Times are Unix seconds."""
+
+    url: str = ""
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    interval_s: float | None = None
+    next_poll_at: float | None = None
+    error_streak: int = 0
+    last_success_at: float | None = None
+    last_new_item_at: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def validators(self) -> Validators:
+        return Validators(self.etag, self.last_modified)
+
+    @validators.setter
+    def validators(self, value: Validators) -> None:
+        self.etag, self.last_modified = value.etag, value.last_modified
+
+    def to_json(self) -> bytes:
+        return json.dumps({"schema": STATE_SCHEMA, **asdict(self)}, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, payload: bytes) -> FeedState:
+        data = json.loads(payload)
+        if not isinstance(data, dict) or data.get("schema") != STATE_SCHEMA:
+            raise ValueError("not a fetcher state record")
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def for_url(self, url: str) -> FeedState:
+        """This state if it belongs to `url`; a fresh one (keeping the schedule) when the feed's
+        URL was changed in the config, since validators and body hash are the old URL's."""
+        if self.url == url:
+            return self
+        return FeedState(url=url, next_poll_at=self.next_poll_at, error_streak=0)
+
+
+async def ensure_state_topic(settings: Settings) -> None:
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_of(settings), client_id="newsmon-fetcher-admin"
+    )
+    await admin.start()
+    try:
+        topic = state_topic(settings)
+        if topic in set(await admin.list_topics()):
+            return
+        new = NewTopic(
+            topic,
+            1,  # a few hundred small records: one partition keeps reading it trivial
+            settings.topic_replication,
+            topic_configs={"cleanup.policy": "compact"},
+        )
+        with contextlib.suppress(TopicAlreadyExistsError):
+            await admin.create_topics([new])
+        log.info("created topic %s (compacted)", topic)
+    finally:
+        await admin.close()
+
+
+async def _read_to_end(
+    settings: Settings, topic: str, on_record: Callable[[bytes | None, bytes | None], None]
+) -> None:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_of(settings),
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        client_id="newsmon-fetcher-state",
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in partitions]
+        if not tps:
+            return
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=5000)
+            for records in batch.values():
+                for record in records:
+                    on_record(record.key, record.value)
+            remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
+    finally:
+        await stop_consumer(consumer)
+
+
+async def load_states(settings: Settings) -> dict[str, FeedState]:
+    """The latest state of every feed (a tombstone forgets one)."""
+    states: dict[str, FeedState] = {}
+
+    def take(key: bytes | None, value: bytes | None) -> None:
+        if not key:
+            return
+        name = key.decode("utf-8", errors="replace")
+        if value is None:
+            states.pop(name, None)
+            return
+        try:
+            states[name] = FeedState.from_json(value)
+        except (ValueError, TypeError) as exc:
+            log.warning("ignoring unreadable state of feed %s: %s", name, exc)
+
+    await _read_to_end(settings, state_topic(settings), take)
+    log.info("restored state of %d feeds from %s", len(states), state_topic(settings))
+    return states
+
+
+async def load_seen_ids(settings: Settings, capacity: int) -> SeenIds:
+    """Rebuild the dedup memory from the articles topic (key = id, value has url and feed)."""
+    seen = SeenIds(capacity)
+
+    def take(key: bytes | None, value: bytes | None) -> None:
+        if not key:
+            return
+        article_id = key.decode("utf-8", errors="replace")
+        feed, url = "", None
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            data = json.loads(value or b"")
+            feed, url = str(data.get("feed") or ""), data.get("url")
+        seen.add(article_id, feed)
+        if isinstance(url, str) and url:
+            seen.add(url_key(url), feed)
+
+    await _read_to_end(settings, settings.topics.articles, take)
+    log.info("rebuilt dedup memory from %s", settings.topics.articles, extra={"seen": len(seen)})
+    return seen
+
+
+class KafkaSink:
+    """Where the fetcher's output goes: articles and feed state, acknowledged (acks=all)."""
+
+    def __init__(self, settings: Settings, producer: AIOKafkaProducer) -> None:
+        self.producer = producer
+        self.articles_topic = settings.topics.articles
+        self.state_topic = state_topic(settings)
+
+    async def publish(self, articles: list[Article]) -> None:
+        topic = self.articles_topic
+        pending = [await self.producer.send(topic, encode(a), key=a.id.encode()) for a in articles]
+        for future in pending:
+            await future
+
+    async def save_state(self, feed: str, state: FeedState) -> None:
+        await self.producer.send_and_wait(self.state_topic, state.to_json(), key=feed.encode())

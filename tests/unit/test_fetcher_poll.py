@@ -1,0 +1,192 @@
+"""Fetcher.poll_once end to end over httpx.MockTransport, with a fake clock and a list sink:
+back-off and recovery, Retry-After, 304 / unchanged bodies, dedup across feeds."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from newsmon.fetcher.app import Fetcher
+from newsmon.fetcher.feeds import FeedConfig
+from newsmon.fetcher.state import FeedState, SeenIds
+from newsmon.shared.messages import Article
+from newsmon.shared.metrics import Metrics
+from newsmon.shared.settings import Settings
+
+from tests.support.feed_builder import Item, rss
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC).timestamp()
+
+
+class FakeClock:
+    def __init__(self, start: float = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.articles: list[Article] = []
+        self.states: dict[str, FeedState] = {}
+
+    async def publish(self, articles: list[Article]) -> None:
+        self.articles.extend(articles)
+
+    async def save_state(self, feed: str, state: FeedState) -> None:
+        self.states[feed] = FeedState.from_json(state.to_json())
+
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def _fetcher(handler: Handler, clock: FakeClock, sink: ListSink, metrics: Metrics) -> Fetcher:
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    settings = Settings(
+        kafka_bootstrap="unused:9092", poll_interval_s=300, poll_interval_max_s=3600
+    )
+    return Fetcher(
+        settings, metrics, sink, client, SeenIds(1000), clock=clock, rng=random.Random(0)
+    )
+
+
+def _body(now: float, n: int = 3, prefix: str = "a") -> bytes:
+    when = datetime.fromtimestamp(now, UTC)
+    return rss(
+        [
+            Item(
+                f"https://news.example.org/{prefix}{i}?utm_source=x",
+                f"Story {i}",
+                when - timedelta(hours=i),
+            )
+            for i in range(n)
+        ]
+    )
+
+
+FEED = FeedConfig(name="f1", url="https://feeds.example.org/rss")
+
+
+async def test_a_feed_failing_for_an_hour_backs_off_then_recovers_on_its_own() -> None:
+    clock, sink, metrics = FakeClock(), ListSink(), Metrics()
+    fixed_at = T0 + 3600
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if clock.now < fixed_at:
+            return httpx.Response(500)
+        return httpx.Response(200, content=_body(clock.now))
+
+    fetcher = _fetcher(handler, clock, sink, metrics)
+    state = FeedState(url=FEED.url)
+    delays: list[float] = []
+    while clock.now < fixed_at:
+        delays.append(await fetcher.poll_once(FEED, state))
+        clock.now += delays[-1]
+    assert len(delays) >= 3
+    assert all(b > a for a, b in itertools.pairwise(delays)), delays
+    assert state.error_streak == len(delays)
+    assert metrics.registry.get_sample_value(
+        "newsmon_feed_fetches_total", {"feed": "f1", "outcome": "http_5xx"}
+    ) == len(delays)
+    # The server was fixed while we waited: the next poll succeeds and resets the streak.
+    after = await fetcher.poll_once(FEED, state)
+    assert state.error_streak == 0
+    assert len(sink.articles) == 3
+    assert 0.9 * 300 <= after <= 1.1 * 3600
+    assert sink.states["f1"].error_streak == 0
+    assert sink.states["f1"].next_poll_at == pytest.approx(clock.now + after)
+    assert metrics.registry.get_sample_value("newsmon_feed_error_streak", {"feed": "f1"}) == 0
+
+
+async def test_retry_after_is_honoured() -> None:
+    clock, sink, metrics = FakeClock(), ListSink(), Metrics()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, headers={"Retry-After": "5400"})
+
+    fetcher = _fetcher(handler, clock, sink, metrics)
+    delay = await fetcher.poll_once(FEED, FeedState(url=FEED.url))
+    assert delay == 5400
+
+
+async def test_304_and_unchanged_bodies_publish_nothing() -> None:
+    clock, sink, metrics = FakeClock(), ListSink(), Metrics()
+    body = _body(T0)
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 2:
+            assert request.headers["If-None-Match"] == '"e1"'
+            return httpx.Response(304)
+        return httpx.Response(200, content=body, headers={"ETag": '"e1"'})
+
+    fetcher = _fetcher(handler, clock, sink, metrics)
+    state = FeedState(url=FEED.url)
+    for _ in range(3):
+        await fetcher.poll_once(FEED, state)
+    assert len(sink.articles) == 3
+    outcomes = {
+        o: metrics.registry.get_sample_value(
+            "newsmon_feed_fetches_total", {"feed": "f1", "outcome": o}
+        )
+        for o in ("ok", "not_modified", "unchanged")
+    }
+    assert outcomes == {"ok": 1, "not_modified": 1, "unchanged": 1}
+    assert (
+        metrics.registry.get_sample_value(
+            "newsmon_feed_http_responses_total", {"feed": "f1", "code": "304"}
+        )
+        == 1
+    )
+    assert metrics.registry.get_sample_value(
+        "newsmon_feed_received_bytes_total", {"feed": "f1"}
+    ) == 2 * len(body)
+
+
+async def test_the_same_story_from_two_feeds_is_published_once() -> None:
+    clock, sink, metrics = FakeClock(), ListSink(), Metrics()
+    when = datetime.fromtimestamp(T0, UTC)
+    bodies = {
+        "/one": rss(
+            [Item("https://news.example.org/story?utm_medium=rss", "Story", when, guid="one-1")]
+        ),
+        "/two": rss(
+            [Item("https://news.example.org/story#top", "Story (copy)", when, guid="two-9")]
+        ),
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=bodies[request.url.path])
+
+    fetcher = _fetcher(handler, clock, sink, metrics)
+    one = FeedConfig(name="one", url="https://a.example.org/one")
+    two = FeedConfig(name="two", url="https://b.example.org/two")
+    await fetcher.poll_once(one, FeedState(url=one.url))
+    await fetcher.poll_once(two, FeedState(url=two.url))
+    assert [a.feed for a in sink.articles] == ["one"]
+    assert (
+        metrics.registry.get_sample_value(
+            "newsmon_feed_items_total", {"feed": "two", "status": "duplicate_other_feed"}
+        )
+        == 1
+    )
+
+
+async def test_adaptive_interval_is_stored_in_the_state() -> None:
+    clock, sink, metrics = FakeClock(), ListSink(), Metrics()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=_body(clock.now, n=24))  # hourly items
+
+    fetcher = _fetcher(handler, clock, sink, metrics)
+    state = FeedState(url=FEED.url)
+    delay = await fetcher.poll_once(FEED, state)
+    expected = 23 * 3600 / 24 / 2  # items 0..23 h old: mean gap 23/24 h, two polls per gap
+    assert state.interval_s == pytest.approx(expected)
+    assert 0.9 * expected <= delay <= 1.1 * expected
