@@ -7,6 +7,7 @@ field names below, e.g. `kafka_bootstrap = "broker:9092"`). Settings are frozen 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
@@ -131,6 +132,54 @@ class Settings(BaseSettings):
     slack_max_attempts: int = Field(
         6, ge=1, description="Tries per Slack message before backing off"
     )
+    slack_category_webhooks: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Per-category Slack webhooks (secret), JSON object category -> URL, e.g. "
+        '{"troops": "https://hooks.slack.com/..."}; alerts of no listed category go to '
+        "slack_webhook_url",
+    )
+    slack_category_webhooks_file: Path | None = Field(
+        None, description="File holding the per-category webhooks JSON (for secret mounts)"
+    )
+    slack_min_interval_s: float = Field(
+        1.0, ge=0, description="Least seconds between two messages to one webhook (Slack: 1/s)"
+    )
+    slack_post_updates: bool = Field(
+        True,
+        description="Post alert updates (later copies of a story) as a short Slack message; "
+        "false: only the first alert of a story is posted",
+    )
+    alert_routes_file: Path | None = Field(
+        None,
+        description="TOML file of alert routing rules ([[route]] tables). Unset: every alert "
+        "to <prefix>.alerts.v1 plus one topic per category",
+    )
+    alert_group_window_s: float = Field(
+        48 * 3600.0,
+        gt=0,
+        description="Copies of a story fetched within this many seconds of its first copy "
+        "update its alert instead of raising a new one",
+    )
+    alert_group_threshold: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Estimated Jaccard similarity of title+lede word shingles from which two "
+        "articles are the same story",
+    )
+
+    @model_validator(mode="after")
+    def _read_alerter_secret_files(self) -> Settings:
+        path = self.slack_category_webhooks_file
+        if not self.slack_category_webhooks and path is not None:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(raw, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
+            ):
+                raise ValueError(f"{path}: expected a JSON object of category -> webhook URL")
+            webhooks = {k: SecretStr(v.strip()) for k, v in raw.items()}
+            object.__setattr__(self, "slack_category_webhooks", webhooks)
+        return self
 
     # --- Operations --------------------------------------------------------------------
     metrics_host: str = Field("127.0.0.1", description="Address /metrics listens on")
