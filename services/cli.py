@@ -260,6 +260,9 @@ def _add_optional_commands(sub: Any) -> None:
     from newsmon.alerter.routes import add_subcommands as add_routes
 
     add_routes(sub)
+    from newsmon.fetcher.commands import add_subcommands as add_fetch
+
+    add_fetch(sub)
     preview = sub.add_parser(
         "slack-preview",
         help="print the exact Slack webhook payload for an alert JSON",

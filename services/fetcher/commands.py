@@ -1,0 +1,338 @@
+"""`newsmon fetch` and `newsmon feeds ...`: the fetcher for people and scripts, without Kafka.
+
+The command functions take their inputs and text streams and return exit codes, so tests call
+them directly; `add_subcommands` wires them into the `newsmon` CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from newsmon.shared.messages import Article
+from newsmon.shared.settings import Settings
+from pydantic import ValidationError
+
+from .feeds import (
+    FeedConfig,
+    FeedsFileError,
+    derive_name,
+    dump_feeds,
+    feeds_from_opml,
+    feeds_to_opml,
+    load_feeds,
+    parse_feeds,
+)
+from .http import FetchError, fetch, make_client
+from .parse import FeedParseError, ParsedFeed, parse_feed
+from .ssrf import AllowList
+
+__all__ = [
+    "add_subcommands",
+    "feeds_add",
+    "feeds_check",
+    "feeds_export",
+    "feeds_import",
+    "feeds_list",
+    "feeds_remove",
+    "fetch_command",
+]
+
+
+def _article_line(article: Article) -> str:
+    return article.model_dump_json(by_alias=True)
+
+
+class _InputError(Exception):
+    pass
+
+
+async def _fetch_one(
+    target: str, settings: Settings, allow: AllowList
+) -> tuple[ParsedFeed, dict[str, float | int | str]]:
+    """Fetch (or read) and parse one input; the figures say how it went."""
+    path = Path(target)
+    is_url = target.startswith(("http://", "https://"))
+    started = time.perf_counter()
+    info: dict[str, float | int | str] = {}
+    if not is_url:
+        try:
+            body = await asyncio.to_thread(path.read_bytes)
+        except OSError as exc:
+            raise _InputError(f"cannot read file: {exc.strerror or exc}") from None
+        url, content_type, final = (await asyncio.to_thread(path.resolve)).as_uri(), None, None
+    else:
+        async with make_client(
+            connect_s=settings.fetch_connect_timeout_s,
+            read_s=settings.fetch_read_timeout_s,
+            contact=settings.fetch_contact,
+            allow=allow,
+        ) as client:
+            result = await fetch(
+                client,
+                target,
+                max_bytes=settings.fetch_max_bytes,
+                deadline_s=settings.fetch_total_timeout_s,
+                max_redirects=settings.fetch_max_redirects,
+            )
+        body, url, content_type, final = result.body, target, result.content_type, result.final_url
+        info.update(status=result.status, redirects=result.redirects, wire_bytes=result.raw_bytes)
+    info["fetch_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    info["bytes"] = len(body)
+    try:
+        feed = FeedConfig(name=derive_name(url), url=url)
+    except ValueError:
+        feed = FeedConfig(name="feed", url="https://feed.invalid/")
+    started = time.perf_counter()
+    parsed = await asyncio.to_thread(
+        lambda: parse_feed(
+            body,
+            feed=feed,
+            fetched_at=datetime.now(UTC),
+            content_type=content_type,
+            base_url=final,
+        )
+    )
+    info["parse_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    info["items"] = len(parsed.articles)
+    info["skipped"] = len(parsed.skipped)
+    return parsed, info
+
+
+def _settings_or_exit(err: TextIO) -> Settings | None:
+    try:
+        return Settings()
+    except (ValidationError, OSError) as exc:
+        print(f"newsmon: invalid configuration: {exc}".splitlines()[0], file=err)
+        return None
+
+
+def fetch_command(
+    targets: list[str], out: TextIO, err: TextIO, settings: Settings | None = None
+) -> int:
+    """Print every input's articles as JSON lines; 0 when every input parsed, else 1."""
+    settings = settings or _settings_or_exit(err)
+    if settings is None:
+        return 2
+    allow = AllowList.parse(settings.fetch_allow_hosts)
+    failed = 0
+    for target in targets:
+        try:
+            parsed, _ = asyncio.run(_fetch_one(target, settings, allow))
+        except (_InputError, FetchError, FeedParseError) as exc:
+            kind = getattr(exc, "kind", "parse" if isinstance(exc, FeedParseError) else "input")
+            print(f"newsmon fetch: {target}: {exc} ({kind})", file=err)
+            failed += 1
+            continue
+        for article in parsed.articles:
+            print(_article_line(article), file=out)
+    return 1 if failed else 0
+
+
+def feeds_check(url: str, out: TextIO, err: TextIO, settings: Settings | None = None) -> int:
+    """Fetch once and print what would be published, with timings."""
+    settings = settings or _settings_or_exit(err)
+    if settings is None:
+        return 2
+    try:
+        parsed, info = asyncio.run(
+            _fetch_one(url, settings, AllowList.parse(settings.fetch_allow_hosts))
+        )
+    except (_InputError, FetchError, FeedParseError) as exc:
+        kind = getattr(exc, "kind", "parse" if isinstance(exc, FeedParseError) else "input")
+        print(f"newsmon feeds check: {url}: {exc} ({kind})", file=err)
+        return 1
+    figures = "  ".join(f"{k}={v}" for k, v in info.items())
+    print(f"# {parsed.title or '(untitled)'}  {figures}", file=out)
+    if parsed.hub_url:
+        print(f"# WebSub hub: {parsed.hub_url}", file=out)
+    for skipped in parsed.skipped:
+        print(f"# skipped entry {skipped.index}: {skipped.reason}", file=out)
+    for article in parsed.articles:
+        print(_article_line(article), file=out)
+    return 0
+
+
+def _load(path: Path, err: TextIO) -> list[FeedConfig] | None:
+    if not path.exists():
+        return []
+    try:
+        return load_feeds(path)
+    except FeedsFileError as exc:
+        print(f"newsmon feeds: {exc}", file=err)
+        return None
+
+
+def feeds_list(path: Path, out: TextIO, err: TextIO) -> int:
+    feeds = _load(path, err)
+    if feeds is None:
+        return 1
+    for f in feeds:
+        interval = f"{f.interval_min_s or '-'}..{f.interval_max_s or '-'}"
+        full = {None: "auto", True: "on", False: "off"}[f.full_text]
+        state = "" if f.enabled else "  (disabled)"
+        print(
+            f"{f.name:<24} {f.url}  lang={f.lang or '-'} interval={interval} full_text={full}"
+            f"{state}",
+            file=out,
+        )
+    return 0
+
+
+def _append(path: Path, new: list[FeedConfig], existing: list[FeedConfig], err: TextIO) -> int:
+    """Append `new` as [[feed]] tables (comments in the file are kept), validated first."""
+    old_text = path.read_text(encoding="utf-8") if path.exists() else ""
+    text = old_text.rstrip("\n") + ("\n\n" if old_text.strip() else "") + dump_feeds(new)
+    try:
+        parse_feeds(text, source=str(path))
+    except FeedsFileError as exc:
+        print(f"newsmon feeds: {exc}", file=err)
+        return 1
+    path.write_text(text, encoding="utf-8")
+    return 0
+
+
+def feeds_add(path: Path, feed: FeedConfig, out: TextIO, err: TextIO) -> int:
+    feeds = _load(path, err)
+    if feeds is None:
+        return 1
+    code = _append(path, [feed], feeds, err)
+    if code == 0:
+        print(f"added {feed.name} ({feed.url}) to {path}", file=out)
+    return code
+
+
+def feeds_remove(path: Path, name: str, out: TextIO, err: TextIO) -> int:
+    feeds = _load(path, err)
+    if feeds is None:
+        return 1
+    kept = [f for f in feeds if f.name != name]
+    if len(kept) == len(feeds):
+        print(f"newsmon feeds remove: no feed named {name!r} in {path}", file=err)
+        return 1
+    header = f"# newsmon feeds (rewritten by `newsmon feeds remove {name}`)\n\n"
+    path.write_text(header + dump_feeds(kept), encoding="utf-8")
+    print(f"removed {name} from {path}", file=out)
+    return 0
+
+
+def feeds_import(path: Path, opml: Path, out: TextIO, err: TextIO) -> int:
+    feeds = _load(path, err)
+    if feeds is None:
+        return 1
+    try:
+        incoming = feeds_from_opml(opml.read_bytes())
+    except (FeedsFileError, OSError) as exc:
+        print(f"newsmon feeds import-opml: {opml}: {exc}", file=err)
+        return 1
+    urls = {f.url for f in feeds}
+    names = {f.name for f in feeds}
+    new: list[FeedConfig] = []
+    for feed in incoming:
+        if feed.url in urls:
+            continue
+        name, n = feed.name, 1
+        while name in names:
+            n += 1
+            name = f"{feed.name[:60]}-{n}"
+        names.add(name)
+        urls.add(feed.url)
+        new.append(replace(feed, name=name))
+    code = _append(path, new, feeds, err) if new else 0
+    if code == 0:
+        skipped = len(incoming) - len(new)
+        print(f"imported {len(new)} feeds into {path} ({skipped} already present)", file=out)
+    return code
+
+
+def feeds_export(path: Path, out: TextIO, err: TextIO) -> int:
+    feeds = _load(path, err)
+    if feeds is None:
+        return 1
+    out.write(feeds_to_opml(feeds))
+    return 0
+
+
+def _feeds_file(args: argparse.Namespace) -> Path:
+    if args.file is not None:
+        return Path(args.file)
+    settings = _settings_or_exit(sys.stderr)
+    if settings is None:
+        raise SystemExit(2)
+    return settings.feeds_file
+
+
+def _run_fetch(args: argparse.Namespace) -> int:
+    return fetch_command(args.inputs, sys.stdout, sys.stderr)
+
+
+def _run_feeds(args: argparse.Namespace) -> int:
+    out, err = sys.stdout, sys.stderr
+    if args.action == "check":
+        return feeds_check(args.url, out, err)
+    path = _feeds_file(args)
+    if args.action == "list":
+        return feeds_list(path, out, err)
+    if args.action == "export-opml":
+        return feeds_export(path, out, err)
+    if args.action == "import-opml":
+        return feeds_import(path, Path(args.opml), out, err)
+    if args.action == "remove":
+        return feeds_remove(path, args.name, out, err)
+    try:
+        feed = FeedConfig(
+            name=args.name or derive_name(args.url),
+            url=args.url,
+            interval_min_s=args.interval_min,
+            interval_max_s=args.interval_max,
+            full_text=args.full_text,
+            lang=args.lang,
+        )
+    except ValueError as exc:
+        print(f"newsmon feeds add: {exc}", file=err)
+        return 1
+    return feeds_add(path, feed, out, err)
+
+
+def add_subcommands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register `fetch` and `feeds` on the `newsmon` CLI's subparsers."""
+    fetch_p = subparsers.add_parser(
+        "fetch",
+        help="fetch/parse feeds (URLs or files) and print Article JSON lines, without Kafka",
+        description="Fetch each URL (or read each file), parse it and print the normalised "
+        "Article messages as JSON lines on stdout. One stderr line per failing input; exit "
+        "code 0 when every input parsed, 1 otherwise. The SSRF guard applies "
+        "(NEWSMON_FETCH_ALLOW_HOSTS).",
+    )
+    fetch_p.add_argument("inputs", nargs="+", metavar="URL_OR_PATH")
+    fetch_p.set_defaults(func=_run_fetch)
+
+    feeds = subparsers.add_parser(
+        "feeds",
+        help="list, add, remove, import/export (OPML) or check feeds",
+        description="Manage the feeds file (NEWSMON_FEEDS_FILE, or --file).",
+    )
+    feeds.add_argument("--file", default=None, help="feeds file (default: NEWSMON_FEEDS_FILE)")
+    actions = feeds.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions.add_parser("list", help="print the configured feeds")
+    add = actions.add_parser("add", help="append a feed to the feeds file")
+    add.add_argument("url")
+    add.add_argument("--name", default=None)
+    add.add_argument("--lang", default=None)
+    add.add_argument("--interval-min", type=float, default=None, metavar="SECONDS")
+    add.add_argument("--interval-max", type=float, default=None, metavar="SECONDS")
+    add.add_argument("--full-text", action=argparse.BooleanOptionalAction, default=None)
+    remove = actions.add_parser("remove", help="remove a feed by name")
+    remove.add_argument("name")
+    imp = actions.add_parser("import-opml", help="add the feeds of an OPML file")
+    imp.add_argument("opml", metavar="FILE")
+    actions.add_parser("export-opml", help="print the feeds as OPML")
+    check = actions.add_parser("check", help="fetch once; print what would be published")
+    check.add_argument("url")
+    feeds.set_defaults(func=_run_feeds)
