@@ -254,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_optional_commands(sub: Any) -> None:
     """Commands whose modules bring their own argument parsing."""
+    from newsmon.shared.dashboard import add_subcommand as add_dashboard
+
+    add_dashboard(sub)
     from newsmon.classifier.commands import add_subcommands as add_classify
 
     add_classify(sub)
