@@ -2,16 +2,30 @@
 
 An alert's offset is committed only after Slack answered 2xx (or after a permanent refusal was
 dead-lettered), so an outage delays notifications but never drops one.
+
+A restart never posts twice. Slack webhooks have no idempotency key, so the notifier remembers
+what it delivered: after each 2xx it writes `<alert_id>.r<revision>.<webhook label>` to the
+compacted topic `<prefix>.notifier-state.v1` (acks=all) and only then commits the alert's
+offset. Committed offsets alone already skip everything before them; the markers cover the
+rest: an alert posted whose offset commit was lost (crash, rebalance), the same revision
+appearing twice on the alerts topic (an at-least-once alerter), and an alert posted to some of
+its webhooks before another failed. The markers are read back at start and whenever
+partitions are assigned. What remains is the moment between Slack's 2xx and the marker's
+acknowledgement: a crash exactly there posts that one message again (at-least-once; no
+webhook API lets us do better).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from newsmon.shared.kafka import dlq_headers, make_consumer, make_producer
 from newsmon.shared.messages import Alert, MessageDecodeError, decode, utc_now
 from newsmon.shared.metrics import Metrics
@@ -19,19 +33,35 @@ from newsmon.shared.pipeline import Record, observe_lag
 from newsmon.shared.settings import Settings
 
 from .slack import (
+    Outcome,
     RetryPolicy,
     SlackPermanentError,
     SlackRetriableError,
     SlackSender,
+    WebhookRateLimiter,
     WebhookUrl,
     build_payload,
+    build_update_payload,
+    webhooks_for,
 )
+from .statestore import ensure_state_topic, read_state_topic
 
-__all__ = ["Notifier", "run"]
+__all__ = ["Notifier", "notifier_state_topic", "run"]
 
 log = logging.getLogger("newsmon.notifier")
 
 SERVICE = "notifier"
+# Markers older than this are dropped by the broker; an alert replayed later than that from
+# the alerts topic (a reset of the group's offsets) would be posted again, on purpose.
+MARKER_RETENTION_MS = 30 * 86400 * 1000
+
+
+def notifier_state_topic(settings: Settings) -> str:
+    return f"{settings.topic_prefix}.notifier-state.v1"
+
+
+def delivery_key(alert: Alert, label: str) -> str:
+    return f"{alert.alert_id}.r{alert.revision}.{label}"
 
 
 class Notifier:
@@ -40,21 +70,30 @@ class Notifier:
         settings: Settings,
         metrics: Metrics,
         sender: SlackSender,
-        webhook: WebhookUrl,
+        webhook: WebhookUrl | None,
         consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer,
         stop: asyncio.Event,
+        category_webhooks: Mapping[str, WebhookUrl] | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.sender = sender
         self.webhook = webhook
+        self.category_webhooks = dict(category_webhooks or {})
         self.consumer = consumer
         self.producer = producer
         self.stop = stop
         self.delivered: set[str] = set()
+        self.state_topic = notifier_state_topic(settings)
         self.group = f"{settings.topic_prefix}-notifier"
         self._pause_s = 1.0
+
+    async def load_delivered(self) -> None:
+        """Markers written by any replica, so far (see the module docstring)."""
+        records = await read_state_topic(self.settings, self.state_topic)
+        self.delivered |= {key.decode("utf-8", "replace") for key, v in records.items() if v}
+        log.info("%d delivered alert messages remembered", len(self.delivered))
 
     async def loop(self) -> None:
         topic = self.settings.topics.alerts
@@ -75,29 +114,65 @@ class Notifier:
             await self._dead_letter(record, exc)
             await self._commit(tp, record)
             return True
-        key = f"{alert.alert_id}.r{alert.revision}"
-        if key not in self.delivered:
-            try:
-                result = await self.sender.send(self.webhook, build_payload(alert))
-            except SlackPermanentError as exc:
-                await self._dead_letter(record, exc)
-            except SlackRetriableError as exc:
-                await self._rewind(tp, record, exc)
-                return False
-            else:
-                self.delivered.add(key)
-                self.metrics.items_out.labels(SERVICE, "slack").inc()
-                self.metrics.slack_delivery_seconds.observe(
-                    (utc_now() - alert.alerted).total_seconds()
-                )
-                log.info(
-                    "sent alert %s to Slack",
-                    alert.alert_id,
-                    extra={"alert_id": alert.alert_id, "attempts": result.attempts},
-                )
+        if alert.revision > 1 and not self.settings.slack_post_updates:
+            self.metrics.slack_skipped.labels("update_muted").inc()
+        else:
+            targets = webhooks_for(alert, self.webhook, self.category_webhooks)
+            if not targets:
+                self.metrics.slack_skipped.labels("no_webhook").inc()
+            for label, webhook in targets:
+                if not await self._deliver(tp, record, alert, label, webhook):
+                    return False
         await self._commit(tp, record)
         self._pause_s = 1.0
         return True
+
+    async def _deliver(
+        self, tp: TopicPartition, record: Record, alert: Alert, label: str, webhook: WebhookUrl
+    ) -> bool:
+        key = delivery_key(alert, label)
+        if key in self.delivered:
+            self.metrics.slack_skipped.labels("already_delivered").inc()
+            return True
+        payload = build_payload(alert) if alert.revision == 1 else build_update_payload(alert)
+        try:
+            result = await self.sender.send(webhook, payload)
+        except SlackPermanentError as exc:
+            await self._dead_letter(record, exc)
+            await self._remember(key, alert, label, "refused")
+            return True
+        except SlackRetriableError as exc:
+            await self._rewind(tp, record, exc)
+            return False
+        await self._remember(key, alert, label, "delivered")
+        self.metrics.items_out.labels(SERVICE, "slack").inc()
+        self.metrics.slack_delivery_seconds.observe((utc_now() - alert.alerted).total_seconds())
+        log.info(
+            "sent alert %s r%d to Slack (%s)",
+            alert.alert_id,
+            alert.revision,
+            label,
+            extra={
+                "alert_id": alert.alert_id,
+                "revision": alert.revision,
+                "webhook": label,
+                "attempts": result.attempts,
+            },
+        )
+        return True
+
+    async def _remember(self, key: str, alert: Alert, label: str, outcome: str) -> None:
+        marker = {
+            "alert_id": alert.alert_id,
+            "revision": alert.revision,
+            "webhook": label,
+            "outcome": outcome,
+            "at": utc_now().isoformat(),
+        }
+        await self.producer.send_and_wait(
+            self.state_topic, json.dumps(marker).encode(), key=key.encode()
+        )
+        self.delivered.add(key)
 
     async def _commit(self, tp: TopicPartition, record: Record) -> None:
         await self.consumer.commit({tp: record.offset + 1})
@@ -130,35 +205,86 @@ class Notifier:
         self._pause_s = min(self._pause_s * 2, 60.0)
 
 
+class _ReloadOnAssign(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Partitions taken over from another replica: read its delivery markers first."""
+
+    def __init__(self) -> None:
+        self.notifier: Notifier | None = None
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        if self.notifier is not None and assigned:
+            await self.notifier.load_delivered()
+
+
+def _retry_reason(outcome: Outcome) -> str | None:
+    return outcome.removeprefix("retry_") if outcome.startswith("retry_") else None
+
+
+def _on_attempt(metrics: Metrics) -> Any:
+    def hook(outcome: Outcome) -> None:
+        metrics.slack_sends.labels(outcome).inc()
+        reason = _retry_reason(outcome)
+        if reason is not None:
+            metrics.slack_retries.labels(reason).inc()
+
+    return hook
+
+
+def configured_webhooks(settings: Settings) -> tuple[WebhookUrl | None, dict[str, WebhookUrl]]:
+    default = (
+        WebhookUrl(settings.slack_webhook_url.get_secret_value())
+        if settings.slack_webhook_url is not None
+        else None
+    )
+    by_category = {
+        category: WebhookUrl(url.get_secret_value())
+        for category, url in settings.slack_category_webhooks.items()
+    }
+    return default, by_category
+
+
 async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None:
-    if settings.slack_webhook_url is None:
+    webhook, by_category = configured_webhooks(settings)
+    if webhook is None and not by_category:
         log.info("no Slack webhook configured (NEWSMON_SLACK_WEBHOOK_URL): notifier idle")
         metrics.health.set_idle(SERVICE)
         await stop.wait()
         return
-    webhook = WebhookUrl(settings.slack_webhook_url.get_secret_value())
-    client_id = f"newsmon-notifier.{settings.instance_id}"
-    consumer = make_consumer(
-        settings,
-        settings.topics.alerts,
-        group_id=f"{settings.topic_prefix}-notifier",
-        client_id=client_id,
+    await ensure_state_topic(
+        settings, notifier_state_topic(settings), retention_ms=MARKER_RETENTION_MS
     )
+    client_id = f"newsmon-notifier.{settings.instance_id}"
+    group = f"{settings.topic_prefix}-notifier"
+    consumer = make_consumer(settings, group_id=group, client_id=client_id)
+    listener = _ReloadOnAssign()
+    consumer.subscribe([settings.topics.alerts], listener=listener)
     producer = make_producer(settings, client_id=client_id)
     async with httpx.AsyncClient(timeout=10.0) as client:
         sender = SlackSender(
             client,
             policy=RetryPolicy(max_attempts=settings.slack_max_attempts),
-            on_attempt=lambda outcome: metrics.slack_sends.labels(outcome).inc(),
+            limiter=WebhookRateLimiter(interval_s=settings.slack_min_interval_s),
+            on_attempt=_on_attempt(metrics),
         )
         await producer.start()
         try:
+            notifier = Notifier(
+                settings, metrics, sender, webhook, consumer, producer, stop, by_category
+            )
+            await notifier.load_delivered()
+            listener.notifier = notifier
             await consumer.start()
             try:
-                log.info("sending alerts to Slack at %s", webhook)
-                await Notifier(settings, metrics, sender, webhook, consumer, producer, stop).loop()
+                shown = ", ".join(
+                    [*(f"{c}: {w}" for c, w in by_category.items()), f"default: {webhook}"]
+                )
+                log.info("sending alerts to Slack (%s)", shown)
+                await notifier.loop()
             finally:
-                metrics.consumer_stopped(SERVICE, f"{settings.topic_prefix}-notifier")
+                metrics.consumer_stopped(SERVICE, group)
                 await consumer.stop()
         finally:
             await producer.stop()

@@ -39,10 +39,12 @@ __all__ = [
     "WebhookRateLimiter",
     "WebhookUrl",
     "build_payload",
+    "build_update_payload",
     "escape_mrkdwn",
     "payload_json",
     "preview_command",
     "safe_link_url",
+    "webhooks_for",
 ]
 
 log = logging.getLogger(__name__)
@@ -231,6 +233,50 @@ def build_payload(alert: Alert) -> dict[str, Any]:
         "unfurl_links": False,
         "unfurl_media": False,
     }
+
+
+def build_update_payload(alert: Alert) -> dict[str, Any]:
+    """A short message for an alert update (revision > 1): the story got one more source."""
+    newest = alert.source
+    others = [s.source for s in alert.sources if s.article_id != alert.article_id]
+    line = f"*Update {alert.revision}:* also reported by *{_fit(newest, 100) or 'another outlet'}*"
+    if others:
+        line += f" (after {_names(others)})"
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": _mrkdwn(f"{line} \u2014 {_headline(alert)}")},
+        {
+            "type": "context",
+            "elements": [
+                _mrkdwn(f"*Sources:* {len({s.source for s in alert.sources}) or 1}"),
+                _mrkdwn(f"*Categories:* {_names(alert.categories) or 'none'}"),
+                _mrkdwn(f"*Score:* {alert.score:.2f}"),
+            ],
+        },
+    ]
+    title = _fit(alert.title, TITLE_MAX) or "Untitled"
+    text = f"newsmon update {alert.revision}: {title} (also {_fit(newest, 100)})"
+    return {
+        "text": text[:FALLBACK_MAX],
+        "blocks": blocks,
+        "unfurl_links": False,
+        "unfurl_media": False,
+    }
+
+
+def webhooks_for(
+    alert: Alert, default: WebhookUrl | None, by_category: dict[str, WebhookUrl]
+) -> list[tuple[str, WebhookUrl]]:
+    """(label, webhook) pairs an alert is posted to: the webhook of each of its categories,
+    each distinct URL once; the default webhook when no category has one. Labels are category
+    names or "default" (never the secret URL), stable so deliveries can be remembered."""
+    chosen: dict[WebhookUrl, str] = {}
+    for category in alert.categories:
+        webhook = by_category.get(category)
+        if webhook is not None and webhook not in chosen:
+            chosen[webhook] = category
+    if not chosen and default is not None:
+        chosen[default] = "default"
+    return [(label, webhook) for webhook, label in chosen.items()]
 
 
 def payload_json(payload: dict[str, Any]) -> bytes:
