@@ -244,6 +244,8 @@ class Processor:
                 "topic": record.topic,
                 "partition": record.partition,
                 "offset": record.offset,
+                # The key is the article (or story) id: the thread to follow across stages.
+                "message_key": record.key.decode("utf-8", "replace") if record.key else None,
                 "error_type": type(error).__name__,
             },
         )
