@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -66,13 +67,11 @@ _WORDS = [
 
 
 def story_text(story: int) -> tuple[str, str]:
-    """A headline and lede that differ clearly from every other story's."""
-    words = [_WORDS[(story * 7 + i * 3) % len(_WORDS)] for i in range(12)]
-    title = f"Story {story}: North Korea {' '.join(words[:5])} report number {story}"
-    lede = (
-        f"Officials said on day {story} that {' '.join(words[5:])} were involved, in what "
-        f"analysts called case {story * 13} of cooperation."
-    )
+    """A headline and lede that share next to no words with any other story's."""
+    rng = random.Random(story)
+    words = rng.sample([f"{w}{k}" for w in _WORDS for k in range(10)], 16)
+    title = f"Story {story}: {' '.join(words[:6])}"
+    lede = f"{' '.join(words[6:])}."
     return title, lede
 
 
