@@ -13,6 +13,7 @@ with no volume see the same state, and the broker is already required.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -23,7 +24,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from newsmon.shared.kafka import bootstrap_of, stop_consumer
 from newsmon.shared.messages import Article, encode, stable_id
 from newsmon.shared.settings import Settings
@@ -154,9 +155,32 @@ async def ensure_state_topic(settings: Settings) -> None:
         await admin.close()
 
 
+async def _partitions(settings: Settings, topic: str) -> list[int]:
+    """The partitions of `topic` ([] when it does not exist). Asked of the broker directly:
+    a consumer's cached metadata can show a topic created moments ago with no partitions yet
+    (leader not elected), which would silently skip its records."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_of(settings), client_id="newsmon-fetcher-admin"
+    )
+    await admin.start()
+    try:
+        for _ in range(100):
+            [described] = await admin.describe_topics([topic])
+            if described["error_code"] == 3:  # UNKNOWN_TOPIC_OR_PARTITION: nothing to read
+                return []
+            found = [p["partition"] for p in described["partitions"] if p["error_code"] == 0]
+            if described["error_code"] == 0 and found:
+                return sorted(found)
+            await asyncio.sleep(0.1)  # leader election after creation
+        raise KafkaError(f"topic {topic} has no readable partitions")
+    finally:
+        await admin.close()
+
+
 async def _read_to_end(
     settings: Settings, topic: str, on_record: Callable[[bytes | None, bytes | None], None]
 ) -> None:
+    partitions = await _partitions(settings, topic)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_of(settings),
         enable_auto_commit=False,
@@ -165,20 +189,31 @@ async def _read_to_end(
     )
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in partitions]
         if not tps:
             return
         consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
+        # Seek first, then ask for the ends: the other order (aiokafka 0.13, Kafka 4.1) left
+        # the consumer at the end offsets without returning a record (test_fetcher_state.py).
         await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        # Done with a partition once the record at offset end-1 was handed to us. (Not by
+        # position(): aiokafka may report the position of records it fetched but getmany has
+        # not returned yet.) The active segment is never compacted, so that record exists.
         remaining = {tp for tp in tps if ends[tp] > 0}
-        while remaining:
+        idle_rounds = 0
+        while remaining and idle_rounds < 30:
             batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=5000)
-            for records in batch.values():
+            idle_rounds = 0 if batch else idle_rounds + 1
+            for tp, records in batch.items():
                 for record in records:
                     on_record(record.key, record.value)
-            remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
+                if records and records[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+        if remaining:
+            log.warning(
+                "stopped reading %s before its end (%s)", topic, sorted(map(str, remaining))
+            )
     finally:
         await stop_consumer(consumer)
 

@@ -1,0 +1,75 @@
+"""Fetcher state on the real broker: compacted state topic and dedup memory survive a restart."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from newsmon.fetcher.state import (
+    FeedState,
+    KafkaSink,
+    ensure_state_topic,
+    load_seen_ids,
+    load_states,
+    state_topic,
+    url_key,
+)
+from newsmon.shared.kafka import ensure_topics, make_producer
+from newsmon.shared.messages import Article
+from newsmon.shared.settings import Settings
+
+pytestmark = pytest.mark.kafka
+
+
+async def test_state_and_seen_ids_survive_a_restart(kafka_settings: Settings) -> None:
+    settings = kafka_settings
+    await ensure_topics(settings)
+    await ensure_state_topic(settings)
+    await ensure_state_topic(settings)  # idempotent
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        resource = ConfigResource(ConfigResourceType.TOPIC, state_topic(settings))
+        for _ in range(100):  # the new topic reaches every broker component a moment later
+            [described] = await admin.describe_configs([resource])
+            if described.resources[0][0] == 0:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+    # DescribeConfigs response: resources = [(error_code, error_message, type, name, entries)]
+    entries = described.resources[0][4]
+    assert ("cleanup.policy", "compact") in {(e[0], e[1]) for e in entries}, entries
+
+    article = Article(
+        id="abc123",
+        feed="one",
+        source="Outlet",
+        url="https://news.example.org/story",
+        title="Story",
+        fetched=datetime(2026, 3, 1, tzinfo=UTC),
+    )
+    producer = make_producer(settings, client_id="test-fetcher-state")
+    await producer.start()
+    try:
+        sink = KafkaSink(settings, producer)
+        await sink.publish([article])
+        await sink.save_state("one", FeedState(url="https://a.example/rss", etag='"1"'))
+        later = FeedState(url="https://a.example/rss", etag='"2"', error_streak=2, next_poll_at=9.0)
+        await sink.save_state("one", later)
+        await sink.save_state("two", FeedState(url="https://b.example/rss"))
+    finally:
+        await producer.stop()
+
+    # A "restarted" fetcher reads both back.
+    states = await load_states(settings)
+    assert states["one"] == later, "the latest state per feed wins"
+    assert set(states) == {"one", "two"}
+    seen = await load_seen_ids(settings, 100)
+    assert "abc123" in seen
+    assert url_key("https://news.example.org/story") in seen
+    assert seen.feed_of("abc123") == "one"
