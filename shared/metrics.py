@@ -26,7 +26,7 @@ from wsgiref.simple_server import WSGIServer, make_server
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 
-__all__ = ["Health", "Metrics", "OpsServer", "serve_ops"]
+__all__ = ["Health", "Metrics", "OpsServer", "Routes", "serve_ops"]
 
 # Seconds; the top buckets (3 h to a day) hold items a feed published long before we saw them.
 _LATENCY_BUCKETS = (
@@ -79,10 +79,41 @@ class Health:
             return found
 
 
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class Routes:
+    """WSGI apps a service mounts on the ops server by path prefix while it runs (the fetcher's
+    WebSub callback, /websub/). A table the running service fills, rather than a serve_ops
+    argument: the ops server starts before the services (runner.serve), and one port to expose
+    per process is simpler to deploy than a second server. Mounted from the event loop, read
+    by the ops server's threads, hence the lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._apps: dict[str, WsgiApp] = {}
+
+    def mount(self, prefix: str, app: WsgiApp) -> None:
+        with self._lock:
+            self._apps[prefix] = app
+
+    def unmount(self, prefix: str) -> None:
+        with self._lock:
+            self._apps.pop(prefix, None)
+
+    def match(self, path: str) -> WsgiApp | None:
+        with self._lock:
+            for prefix, app in self._apps.items():
+                if path.startswith(prefix):
+                    return app
+            return None
+
+
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None, version: str = "0") -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.health = Health()
+        self.routes = Routes()
         r = self.registry
         # The "info" pattern: a constant 1 whose labels carry the build (Prometheus "writing
         # exporters" guide, section "Target labels, not static scraped labels").
@@ -193,6 +224,27 @@ class Metrics:
             "newsmon_feed_next_poll_timestamp_seconds",
             "Unix time of the next planned poll of a feed",
             ["feed"],
+            registry=r,
+        )
+        # Fetcher, WebSub (services/fetcher/websub.py).
+        self.websub_subscriptions = Gauge(
+            "newsmon_websub_subscriptions",
+            "WebSub subscriptions by state (pending, active, expired, denied)",
+            ["state"],
+            registry=r,
+        )
+        self.websub_pushes = Counter(
+            "newsmon_websub_pushes_total",
+            "WebSub content pushes received, by outcome (published, bad_signature, "
+            "unknown_topic, parse_error, failed)",
+            ["outcome"],
+            registry=r,
+        )
+        self.websub_requests = Counter(
+            "newsmon_websub_subscribe_requests_total",
+            "WebSub subscribe requests sent to hubs, by outcome (accepted, refused, blocked, "
+            "failed)",
+            ["outcome"],
             registry=r,
         )
         self.feed_full_text = Counter(
@@ -317,6 +369,9 @@ def _ops_app(
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
+        mounted = metrics.routes.match(path)
+        if mounted is not None:
+            return mounted(environ, start_response)
         if path == "/healthz":
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [b"ok\n"]

@@ -110,12 +110,58 @@ class Settings(BaseSettings):
     fetch_per_host_concurrency: int = Field(
         2, ge=1, description="Requests in flight to one host at the same time"
     )
+    fetch_parse_workers: int = Field(
+        0,
+        ge=0,
+        description="Processes that parse feed bodies (0: a thread of the fetcher process); "
+        "more keeps the event loop responsive and uses more cores",
+    )
     fetch_max_redirects: int = Field(5, ge=0, description="Redirects followed per fetch")
     fetch_allow_hosts: str = Field(
         "",
         description="Comma-separated hosts or CIDRs the fetcher may reach although they are "
         "not public (loopback, private, link-local ...); everything else non-public is refused",
     )
+    fetch_full_text: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Fetch article pages for their full text: auto = for feeds whose items are "
+        "short, on = for every feed, off = never; a feed's own full_text wins except over off",
+    )
+    fetch_full_text_concurrency: int = Field(
+        4, ge=1, description="Article pages fetched at the same time (across all feeds)"
+    )
+    fetch_full_text_timeout_s: float = Field(
+        10.0, gt=0, description="Deadline for fetching one article page"
+    )
+
+    websub: bool = Field(
+        False,
+        description="Subscribe to the WebSub hubs that feeds advertise and publish pushed items "
+        "at once (polling continues at the max interval); off by default since hubs must reach "
+        "websub_callback_url from the internet",
+    )
+    websub_callback_url: str | None = Field(
+        None,
+        description="Public base URL of the WebSub callback: <url>/<token> must reach "
+        "/websub/<token> on the service's HTTP port (metrics_port)",
+    )
+    websub_lease_s: int = Field(
+        864_000,
+        ge=60,
+        description="Lease asked of WebSub hubs (seconds); renewed at 80% of the lease granted",
+    )
+
+    @model_validator(mode="after")
+    def _check_websub(self) -> Settings:
+        url = self.websub_callback_url
+        if url is not None and not url.lower().startswith(("http://", "https://")):
+            raise ValueError(f"websub_callback_url must be an http(s) URL, not {url!r}")
+        if self.websub and not url:
+            raise ValueError(
+                "NEWSMON_WEBSUB is on but NEWSMON_WEBSUB_CALLBACK_URL is unset: hubs need a "
+                "public URL to call back"
+            )
+        return self
 
     # --- Classifier --------------------------------------------------------------------
     classifier_threshold: float | None = Field(
