@@ -45,6 +45,7 @@ _FRONT = frozenset({"front_locations"})
 _TOPICAL = frozenset(TOPICAL_CATEGORIES)
 _MILITARY = _TOPICAL | {"military"}
 _NEGATIVE = frozenset(NEGATIVE_CATEGORIES) - {"neg_third_party"}
+_WAR = frozenset({"front_locations", "troops", "casualties"})
 _MAX_EVIDENCE = 6
 
 # The order of the weights in weights.json; the fit script and the engine share this tuple.
@@ -54,7 +55,7 @@ FEATURES: tuple[str, ...] = (
     "title_pair",  # the title names DPRK and Russia/front
     "title_topical",  # the title names an actor and a military topic
     "title_dprk",  # the title names DPRK at all (main subject)
-    "doc_triple",  # DPRK, Russia and a topic all occur somewhere in the item
+    "doc_triple",  # DPRK, Russia (or the front) and a topic all occur somewhere in the item
     "topical_near",  # log1p(topic hits in sentences that name an actor or the front)
     "diplomacy_pair",  # a sentence names DPRK, Russia and a generic contact word
     "leaders",  # Kim Jong Un and Putin in one sentence (or both in the title): a summit
@@ -62,6 +63,8 @@ FEATURES: tuple[str, ...] = (
     "negative_cues",  # log1p(tourism/rail/trade/civil/test cues; title cues count twice)
     "third_party",  # log1p(Iran/China/Belarus cues)
     "dprk_share",  # share of sentences naming DPRK
+    "pair_no_military",  # DPRK and Russia meet, yet no military word anywhere: civilian ties
+    "test_off_front",  # a North Korean launch/test cue, and no front, troops or casualties
 )
 
 
@@ -155,7 +158,7 @@ def _features(sentences: Sequence[_Sentence]) -> tuple[float, ...]:
         float(not title_cats.isdisjoint(_DPRK)),
         float(
             not all_cats.isdisjoint(_DPRK)
-            and not all_cats.isdisjoint(_RUSSIA)
+            and not all_cats.isdisjoint(_RUSSIA | _FRONT)
             and not all_cats.isdisjoint(_TOPICAL)
         ),
         math.log1p(topical_near),
@@ -172,16 +175,22 @@ def _features(sentences: Sequence[_Sentence]) -> tuple[float, ...]:
         math.log1p(negatives),
         math.log1p(third),
         dprk_sentences / len(sentences) if sentences else 0.0,
+        float(any(_is_pair(s) for s in sentences) and all_cats.isdisjoint(_MILITARY)),
+        float("neg_missile_test" in all_cats and all_cats.isdisjoint(_WAR)),
     )
 
 
 def _evidence_sentences(sentences: Sequence[_Sentence]) -> list[_Sentence]:
     doc_has_dprk = any(s.has(_DPRK) for s in sentences)
+    # When some sentence pairs the two sides, a topic sentence without actors ("both sides
+    # signed a new treaty") still explains the verdict.
+    doc_has_pair = any(_is_pair(s) for s in sentences)
     chosen = [
         s
         for s in sentences
         if (s.has(_DPRK) and (s.has(_RUSSIA) or s.has(_FRONT) or s.has(_MILITARY)))
         or (doc_has_dprk and (s.has(_RUSSIA) or s.has(_FRONT)) and s.has(_TOPICAL))
+        or (doc_has_pair and s.has(_TOPICAL))
     ]
     # Greedy: first the sentences that show a topic not yet shown, then the richest ones;
     # the result is kept in reading order.
