@@ -42,12 +42,14 @@ class ClassifyTransform:
         if verdict.match:
             for category in verdict.categories:
                 self.metrics.verdict_categories.labels(category).inc()
-            log.info(
-                "match %.2f: %s",
-                verdict.score,
-                article.title,
-                extra={"article_id": article.id, "categories": list(verdict.categories)},
-            )
+        log.log(
+            logging.INFO if verdict.match else logging.DEBUG,
+            "%s %.2f: %s",
+            "match" if verdict.match else "no match",
+            verdict.score,
+            article.title,
+            extra={"article_id": article.id, "categories": list(verdict.categories)},
+        )
         return (Output(self.topic, article.id.encode(), encode(classified)),)
 
 
