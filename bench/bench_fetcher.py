@@ -1,0 +1,232 @@
+"""Fetcher throughput, memory and event-loop lag on the real code path, against a local feed
+server in its own process, beside a plain sequential httpx + feedparser loop run the same way.
+
+Processes (so nothing shares a GIL it would not share in production):
+
+* bench/support_feedserver.py — the feed server (asyncio, HTTP/1.1) on 127.0.0.1 … 127.0.0.8,
+  serving generated RSS feeds of 30 items (about 30 KB): `/c/<i>` changes on every request
+  (always 200, one new item), `/s/<i>` never changes (304 when If-None-Match matches).
+* bench/support_fetcher_load.py — one fresh process per scenario running the fetcher:
+  `Fetcher.poll_once` / `poll_forever` from services/fetcher/app.py with the HTTP client of
+  app.run (SSRF guard allowing 127.0.0.0/8), parse_feed, dedup against SeenIds, scheduling and
+  metrics, default settings (8 feeds in flight, 2 per host). Kafka is not part of it: articles
+  and feed states go to a no-op sink with the fetcher Sink's signature. Full-text page fetches
+  and WebSub are off.
+
+`run()` returns the Markdown section; `python -m bench.bench_fetcher` prints it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import feedparser
+from newsmon.fetcher.feeds import FeedConfig
+from newsmon.fetcher.parse import parse_feed
+
+from bench.support_feedserver import Feeds
+from bench.support_fetcher_load import NO_WORKERS
+
+REPO = Path(__file__).resolve().parents[1]
+HOSTS = 8
+FEEDS = 200  # feeds polled round and round in the throughput scenarios
+SCALE_FEEDS = 10_000
+
+
+def _load(port: int, scenario: str, *args: str, workers: int = 0) -> dict[str, Any] | None:
+    env = {**os.environ, "NEWSMON_FETCH_PARSE_WORKERS": str(workers)}
+    env.pop("NEWSMON_KAFKA_BOOTSTRAP", None)
+    out = subprocess.run(
+        [
+            *(sys.executable, "-m", "bench.support_fetcher_load", scenario),
+            *("--port", str(port), "--hosts", str(HOSTS), *args),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if NO_WORKERS in out.stderr:
+        return None
+    if out.returncode != 0:
+        raise RuntimeError(f"{scenario} failed: {out.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _need(result: dict[str, Any] | None) -> dict[str, Any]:
+    if result is None:
+        raise RuntimeError(NO_WORKERS)
+    return result
+
+
+def _parse_costs() -> tuple[float, float, int]:
+    """ms per parse_feed and per plain feedparser.parse of one generated 30-item feed, and its
+    size; one core, this process."""
+    body = Feeds(t0=time.time() - 86_400).body(7, 1)
+    feed = FeedConfig(name="bench-7", url="http://127.0.0.1/c/7.xml")
+    now = datetime.now(UTC)
+    ct = "application/rss+xml; charset=utf-8"
+
+    def ours() -> object:
+        return parse_feed(body, feed=feed, fetched_at=now, content_type=ct)
+
+    def plain() -> object:
+        return feedparser.parse(body)
+
+    costs = []
+    for fn in (ours, plain):
+        fn()
+        start = time.perf_counter()
+        for _ in range(40):
+            fn()
+        costs.append((time.perf_counter() - start) / 40 * 1000)
+    return costs[0], costs[1], len(body)
+
+
+def _pool_note(r: dict[str, Any] | None) -> str:
+    if r is None:
+        return ""
+    return (
+        f" With 2 parser processes the loop keeps {r['cpu_s'] / max(r['polls'], 1) * 1000:.1f}"
+        " ms per poll (HTTP, pickling, dedup, metrics) and parsing runs on both cores; the "
+        f"worker processes held {r['workers_rss_mib']:.0f} MB resident together."
+    )
+
+
+def _lag(r: dict[str, Any]) -> str:
+    return f"{r['lag_p50_ms']:.1f} / {r['lag_p99_ms']:.0f} / {r['lag_max_ms']:.0f}"
+
+
+def _verdict(value: float, target: float, higher: bool = True) -> str:
+    ok = value >= target if higher else value <= target
+    return "meets" if ok else "misses"
+
+
+def run(seconds: float = 12.0) -> str:
+    load = Path("/proc/loadavg").read_text().split()[0]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bench.support_feedserver", "--hosts", str(HOSTS)],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        ready = server.stdout.readline().split()
+        if not ready or ready[0] != "READY":
+            raise RuntimeError("the feed server did not start")
+        port = int(ready[1])
+        t = ["--seconds", str(seconds), "--feeds", str(FEEDS)]
+        changing = _need(_load(port, "throughput", "--kind", "c", *t))
+        changing_pool = _load(port, "throughput", "--kind", "c", *t, workers=2)
+        changing_base = _need(_load(port, "baseline", "--kind", "c", *t))
+        static = _need(_load(port, "throughput", "--kind", "s", *t))
+        static_base = _need(_load(port, "baseline", "--kind", "s", *t))
+        scale = _load(
+            port,
+            "scale",
+            "--kind",
+            "mix",
+            "--feeds",
+            str(SCALE_FEEDS),
+            "--interval",
+            "60",
+            "--warmup",
+            "5",
+            "--seconds",
+            "15",
+        )
+        scale = _need(scale)
+    finally:
+        if server.stdin:
+            server.stdin.close()  # the server stops when its stdin closes
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    ours_ms, plain_ms, size = _parse_costs()
+
+    def row(name: str, r: dict[str, Any] | None, base: dict[str, Any], target: int) -> str:
+        if r is None:
+            return f"| {name} | not in this build | | | | | |"
+        ppm = r["polls_per_min"]
+        cpu = r["cpu_s"] / max(r["polls"], 1) * 1000
+        wcpu = r["workers_cpu_s"] / max(r["polls"], 1) * 1000
+        cpu_text = f"{cpu:.1f}" + (f" (+ {wcpu:.1f} in workers)" if wcpu else "")
+        return (
+            f"| {name} | {ppm:,.0f} | {base['polls_per_min']:,.0f} "
+            f"| {ppm / base['polls_per_min']:.2f}x | ≥ {target:,} ({_verdict(ppm, target)}) "
+            f"| {cpu_text} | {_lag(r)} |"
+        )
+
+    peak = scale["rss_peak_mib"]
+    return "\n".join(
+        [
+            "## Fetcher throughput, memory and event-loop lag",
+            "",
+            f"The real fetcher path (`Fetcher.poll_once`: HTTP through services/fetcher/http.py "
+            "with the SSRF guard allowing 127.0.0.0/8, conditional GET, parse_feed, dedup "
+            "against SeenIds, schedule, metrics) in a fresh process per scenario, against a "
+            f"local feed server in another process on {HOSTS} loopback addresses, both on this "
+            f"machine's {os.cpu_count()} cores (1-min load average {load} before the run: other "
+            "work on the machine takes cores too). Default settings: 8 feeds in flight, 2 per "
+            f"host. {FEEDS} feeds polled again as soon as each poll ends (saturated), counted "
+            f"over {seconds:g} s after a warm-up. Feeds: generated RSS 2.0, 30 items, "
+            f"{size / 1024:.0f} KB, no compression; a changing feed shows one new item per "
+            "poll. **Kafka is not part of this benchmark**: articles and feed states go to a "
+            "no-op sink with the fetcher Sink's signature; full-text page fetches and WebSub "
+            "are off.",
+            "Baseline: a plain sequential loop in one process, httpx.Client GET with "
+            "If-None-Match, `feedparser.parse` with its defaults, a set of entry ids (no SSRF "
+            "guard, caps, normalisation, schedule or metrics).",
+            "",
+            "| responses | newsmon polls/min | baseline polls/min | ratio | target "
+            "| fetcher-process CPU ms/poll | loop lag p50 / p99 / max ms |",
+            "|---|---:|---:|---:|---|---|---|",
+            row("200, parse in a thread (default)", changing, changing_base, 5000),
+            row("200, NEWSMON_FETCH_PARSE_WORKERS=2", changing_pool, changing_base, 5000),
+            row("304 (default)", static, static_base, 20000),
+            "",
+            f"Where the time of a 200 goes: `parse_feed` takes {ours_ms:.1f} ms of one core per "
+            f"body (plain `feedparser.parse` {plain_ms:.1f} ms; parse_feed turns HTML "
+            "sanitising off but adds normalisation, language detection and Article validation). "
+            "In a thread that CPU time holds the GIL: the fetcher process is capped at one core "
+            "and the event loop wakes tens of ms late." + _pool_note(changing_pool),
+            "",
+            f"Memory with {scale['feeds']:,} feeds configured (one process, as `app.run` "
+            "holds them: FeedConfigs, FeedState restored with validators, one `poll_forever` "
+            "task each, per-feed metrics, SeenIds full at NEWSMON_DEDUPE_CAPACITY · 2 = "
+            f"{scale['seen_keys']:,} keys; 1 feed in 10 changes, the rest answer 304; "
+            "interval 60 s, parsing in a thread):",
+            "",
+            "| stage | VmRSS MB |",
+            "|---|---:|",
+            f"| interpreter and imports | {scale['rss_base_mib']:.0f} |",
+            f"| + {scale['feeds']:,} FeedConfigs and FeedStates | "
+            f"{scale['rss_configs_states_mib']:.0f} |",
+            f"| + SeenIds, {scale['seen_keys']:,} keys | {scale['rss_with_seen_mib']:.0f} |",
+            f"| + per-feed metric series (8 families, incl. a 12-bucket histogram) | "
+            f"{scale['rss_with_metrics_mib']:.0f} |",
+            f"| peak (VmHWM) with all tasks polling | **{peak:.0f}** "
+            f"(target ≤ 200: {_verdict(peak, 200, higher=False)}) |",
+            "",
+            f"In that run: {scale['polls_per_min']:,.0f} polls/min as scheduled, loop lag "
+            f"p50 / p99 / max {_lag(scale)} ms.",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    print(run())
