@@ -3,7 +3,8 @@
 One task per feed, so a slow feed never delays the others. A poll takes a slot of its host
 first (at most NEWSMON_FETCH_PER_HOST_CONCURRENCY per host), then a global slot (at most
 NEWSMON_FETCH_CONCURRENCY), so feeds waiting on a busy host hold no global slot. Parsing runs
-in a worker thread (tens of ms per feed: it would block every other feed).
+off the loop (tens of ms per feed: it would block every other feed), in a thread or in
+NEWSMON_FETCH_PARSE_WORKERS processes (parsing.py).
 
 One refresh, start to end, is `Fetcher.poll_once` (in the manner of miniflux's
 internal/reader/handler/handler.go): fetch with validators → 304 / unchanged body / parse →
@@ -33,8 +34,10 @@ from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
 
 from .feeds import FeedConfig, load_feeds
+from .fulltext import PageTexts, wants_full_text
 from .http import FetchError, FetchResult, HostLimiter, fetch, make_client
-from .parse import FeedParseError, ParsedFeed, parse_feed
+from .parse import FeedParseError, ParsedFeed
+from .parsing import FeedParser
 from .schedule import Bounds, adaptive_interval, next_delay
 from .ssrf import AllowList
 from .state import (
@@ -44,13 +47,19 @@ from .state import (
     ensure_state_topic,
     load_seen_ids,
     load_states,
+    url_key,
 )
+from .websub import WebSub
 
 __all__ = ["Fetcher", "Sink", "bounds_for", "run"]
 
 log = logging.getLogger("newsmon.fetcher")
 
 Clock = Callable[[], float]
+
+# Articles a feed carried after another feed had published them, remembered per feed in its
+# state (FeedState.extra["also_seen"]: canonical URL -> the feed that published it).
+ALSO_SEEN_MAX = 256
 
 
 class Sink(Protocol):
@@ -80,7 +89,9 @@ class Fetcher:
         *,
         clock: Clock = time.time,
         rng: random.Random | None = None,
+        pages: PageTexts | None = None,
     ) -> None:
+        """`pages` fetches article pages for full text; without it no page is fetched."""
         self.settings = settings
         self.metrics = metrics
         self.sink = sink
@@ -90,6 +101,12 @@ class Fetcher:
         self.rng = rng or random.Random()
         self.slots = asyncio.Semaphore(settings.fetch_concurrency)
         self.hosts = HostLimiter(settings.fetch_per_host_concurrency)
+        self.websub: WebSub | None = None  # set by run() when NEWSMON_WEBSUB is on
+        self.pages = pages
+        self.parser = FeedParser()  # a thread; run() sets one per NEWSMON_FETCH_PARSE_WORKERS
+        # Keys (id, URL) of articles being published right now -> their feed: another feed
+        # polled meanwhile must not publish them too (full text makes that window seconds).
+        self.in_flight: dict[str, str] = {}
 
     async def poll_forever(self, feed: FeedConfig, state: FeedState, stop: asyncio.Event) -> None:
         bounds = bounds_for(feed, self.settings)
@@ -133,7 +150,10 @@ class Fetcher:
         finally:
             self.metrics.feed_fetch_seconds.labels(feed.name).observe(time.monotonic() - started)
         delay = next_delay(
-            interval_s=state.interval_s or bounds.min_s,
+            # While a hub pushes this feed, polling is only a fallback: the max interval.
+            interval_s=bounds.max_s
+            if self.websub is not None and self.websub.is_active(feed.name)
+            else state.interval_s or bounds.min_s,
             error_streak=state.error_streak,
             bounds=bounds,
             retry_after_s=retry_after,
@@ -183,9 +203,15 @@ class Fetcher:
         if body_hash == state.body_hash:
             return "unchanged"
         fetched_at = datetime.fromtimestamp(now, UTC)
-        parsed = await asyncio.to_thread(
-            _parse, result.body, feed, fetched_at, result.content_type, result.final_url
+        parsed = await self.parser.parse(
+            result.body,
+            feed=feed,
+            fetched_at=fetched_at,
+            content_type=result.content_type,
+            base_url=result.final_url,
         )
+        if self.websub is not None:
+            self.websub.feed_parsed(feed, state, parsed)  # subscribes when it names a hub
         await self._publish_new(feed, state, parsed)
         state.body_hash = body_hash
         state.interval_s = adaptive_interval(
@@ -207,12 +233,17 @@ class Fetcher:
             extra={"feed": feed.name, "url": feed.url, "kind": kind},
         )
 
-    def fresh_articles(self, feed: FeedConfig, parsed: ParsedFeed) -> list[Article]:
-        """The parsed articles nobody published yet (by id or canonical URL), counted."""
+    def fresh_articles(
+        self, feed: FeedConfig, parsed: ParsedFeed, state: FeedState | None = None
+    ) -> list[Article]:
+        """The parsed articles nobody published yet (by id or canonical URL), counted. One
+        another feed published is recorded in `state` as also seen in this feed."""
         fresh: list[Article] = []
         batch = SeenIds(len(parsed.articles) * 2 + 2)
         for article in parsed.articles:
             owner = self.seen.first_seen(article)
+            if owner is None:
+                owner = self.in_flight.get(article.id) or self.in_flight.get(url_key(article.url))
             if owner is None and batch.first_seen(article) is not None:
                 owner = feed.name
             if owner is None:
@@ -220,6 +251,8 @@ class Fetcher:
                 batch.add_article(article)
             elif owner and owner != feed.name:
                 self.metrics.feed_items.labels(feed.name, "duplicate_other_feed").inc()
+                if state is not None:
+                    _record_also_seen(feed, state, article, owner)
             else:
                 self.metrics.feed_items.labels(feed.name, "duplicate").inc()
         if parsed.skipped:
@@ -227,12 +260,22 @@ class Fetcher:
         return fresh
 
     async def _publish_new(self, feed: FeedConfig, state: FeedState, parsed: ParsedFeed) -> None:
-        fresh = self.fresh_articles(feed, parsed)
+        fresh = self.fresh_articles(feed, parsed, state)
         if not fresh:
             return
-        await self.sink.publish(fresh)  # acks=all before an id counts as published
-        for article in fresh:
-            self.seen.add_article(article)
+        keys = [key for a in fresh for key in (a.id, url_key(a.url))]
+        self.in_flight.update(dict.fromkeys(keys, feed.name))
+        try:
+            if self.pages is not None and wants_full_text(
+                self.settings.fetch_full_text, feed.full_text, parsed.articles
+            ):
+                fresh = await self.pages.fill(feed.name, fresh)  # never fails: degrades
+            await self.sink.publish(fresh)  # acks=all before an id counts as published
+            for article in fresh:
+                self.seen.add_article(article)
+        finally:
+            for key in keys:
+                self.in_flight.pop(key, None)
         state.last_new_item_at = self.clock()
         self.metrics.feed_last_new_item.labels(feed.name).set(state.last_new_item_at)
         self.metrics.feed_items.labels(feed.name, "new").inc(len(fresh))
@@ -246,11 +289,24 @@ class Fetcher:
         )
 
 
-def _parse(
-    body: bytes, feed: FeedConfig, fetched_at: datetime, content_type: str | None, base_url: str
-) -> ParsedFeed:
-    return parse_feed(
-        body, feed=feed, fetched_at=fetched_at, content_type=content_type, base_url=base_url
+def _record_also_seen(feed: FeedConfig, state: FeedState, article: Article, owner: str) -> None:
+    """Remember in the feed's state that it carried `article`, which `owner` published: the
+    second source of one article, kept without publishing it twice (bounded, oldest out)."""
+    also = state.extra.get("also_seen")
+    if not isinstance(also, dict):
+        also = state.extra["also_seen"] = {}
+    if article.url in also:
+        return
+    also[article.url] = owner
+    while len(also) > ALSO_SEEN_MAX:
+        del also[next(iter(also))]
+    log.debug(
+        "feed %s: %s was published by feed %s; recorded as also seen in %s",
+        feed.name,
+        article.url,
+        owner,
+        feed.name,
+        extra={"feed": feed.name, "article_id": article.id, "first_feed": owner},
     )
 
 
@@ -270,6 +326,7 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
     seen = await load_seen_ids(settings, settings.dedupe_capacity * 2)
     producer = make_producer(settings, client_id=f"newsmon-fetcher.{settings.instance_id}")
     await producer.start()
+    parser = FeedParser(settings.fetch_parse_workers)
     try:
         async with make_client(
             connect_s=settings.fetch_connect_timeout_s,
@@ -279,12 +336,22 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
             max_connections=max(16, settings.fetch_concurrency * 2),
         ) as client:
             fetcher = Fetcher(settings, metrics, KafkaSink(settings, producer), client, seen)
+            fetcher.parser = parser
+            # Feed polls and article pages share the per-host limits (politeness per site).
+            fetcher.pages = PageTexts.from_settings(settings, client, metrics, fetcher.hosts)
             async with asyncio.TaskGroup() as group:
                 for feed in feeds:
                     state = states.get(feed.name, FeedState(url=feed.url)).for_url(feed.url)
+                    states[feed.name] = state  # the live one (WebSub publishes pushes with it)
                     group.create_task(
                         fetcher.poll_forever(feed, state, stop), name=f"feed:{feed.name}"
                     )
+                if settings.websub:  # pushes take the same dedupe/publish step as polls
+                    fetcher.websub = WebSub(
+                        settings, metrics, client, feeds, states, fetcher._publish_new
+                    )
+                    group.create_task(fetcher.websub.run(stop), name="websub")
                 await stop.wait()
     finally:
+        parser.close()
         await producer.stop()

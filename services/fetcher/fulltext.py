@@ -189,8 +189,9 @@ class PageTexts:
 
     async def fill(self, feed: str, articles: Sequence[Article]) -> list[Article]:
         """`articles` in the same order, each with the text of its page when that worked.
-        Pages are fetched concurrently; each fetch has its own deadline, so one poll waits at
-        most about deadline × ceil(pages / concurrency) however slow the sites are."""
+        Pages are fetched concurrently; each fetch has its own deadline, so however slow the
+        sites are a poll waits about deadline × ceil(pages / concurrency) at most (plus any
+        wait for global slots other feeds' pages hold)."""
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(self._one(feed, article)) for article in articles]
         return [task.result() for task in tasks]
