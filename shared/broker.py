@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -77,9 +78,14 @@ def server_properties(data_dir: Path, port: int, controller_port: int) -> str:
     )
 
 
-def _cluster_id() -> str:
-    # Kafka cluster ids are 16 random bytes in URL-safe base64 without padding (Uuid.toString).
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+def cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """A Kafka cluster id: 16 random bytes in URL-safe base64 without padding (Uuid.toString).
+    One starting with '-' is drawn again, as Kafka's Uuid.randomUuid does, because command
+    lines (StorageTool's `-t ID`) would read it as an option."""
+    while True:
+        value = base64.urlsafe_b64encode(random_bytes()).rstrip(b"=").decode("ascii")
+        if not value.startswith("-"):
+            return value
 
 
 def _die_with_parent() -> None:
@@ -219,7 +225,7 @@ class LocalKafka:
                 "format",
                 "--standalone",
                 "-t",
-                _cluster_id(),
+                cluster_id(),
                 "-c",
                 str(config),
                 "--ignore-formatted",

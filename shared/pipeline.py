@@ -22,12 +22,21 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import IllegalStateError, KafkaError
+from aiokafka.errors import (
+    IllegalStateError,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    UnknownProducerId,
+)
 from aiokafka.structs import OffsetAndMetadata
 
 from .kafka import Headers, dlq_headers, make_consumer, make_producer
 from .metrics import Metrics
 from .settings import Settings
+
+# Errors that leave an idempotent/transactional producer unusable (KIP-98): replace it.
+_PRODUCER_STATE_ERRORS = (OutOfOrderSequenceNumber, UnknownProducerId, ProducerFenced)
 
 __all__ = ["BatchState", "Output", "Processor", "Transform", "observe_lag"]
 
@@ -141,6 +150,8 @@ class Processor:
         self._on_ready = on_ready
         self.state = state
         self._retry_delay_s = 1.0
+        self._producer: AIOKafkaProducer | None = None
+        self._producer_broken = False
 
     def _transactional_id(self) -> str | None:
         if not self.settings.kafka_transactions:
@@ -149,15 +160,46 @@ class Processor:
         # aborts the transaction it left open instead of waiting for it to time out.
         return f"{self.group_id}.{self.settings.instance_id}"
 
-    async def run(self) -> None:
-        client_id = f"{self.group_id}.{self.settings.instance_id}"
-        consumer = make_consumer(
-            self.settings, self.source_topic, group_id=self.group_id, client_id=client_id
-        )
+    def _client_id(self) -> str:
+        return f"{self.group_id}.{self.settings.instance_id}"
+
+    async def _start_producer(self) -> AIOKafkaProducer:
         producer = make_producer(
-            self.settings, client_id=client_id, transactional_id=self._transactional_id()
+            self.settings, client_id=self._client_id(), transactional_id=self._transactional_id()
         )
-        await producer.start()
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producer = producer
+        return producer
+
+    async def _renew_producer(self) -> bool:
+        """Replace a producer whose idempotence/transaction state is lost. The new one, with
+        the same transactional id, bumps the epoch and aborts what the old one left open."""
+        if self._producer is not None:
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
+            self._producer = None
+        try:
+            await self._start_producer()
+        except KafkaError as exc:
+            log.warning(
+                "cannot start a new Kafka producer yet: %s", exc, extra={"service": self.service}
+            )
+            await asyncio.sleep(self._retry_delay_s)
+            self._retry_delay_s = min(self._retry_delay_s * 2, 30.0)
+            return False
+        log.info("started a new Kafka producer", extra={"service": self.service})
+        self._producer_broken = False
+        return True
+
+    async def run(self) -> None:
+        consumer = make_consumer(
+            self.settings, self.source_topic, group_id=self.group_id, client_id=self._client_id()
+        )
+        await self._start_producer()
         try:
             if self.state is not None:
                 await self.state.load()
@@ -174,15 +216,20 @@ class Processor:
                         "transactions": self.settings.kafka_transactions,
                     },
                 )
-                await self._loop(consumer, producer)
+                await self._loop(consumer)
             finally:
                 self.metrics.consumer_stopped(self.service, self.group_id)
                 await consumer.stop()
         finally:
-            await producer.stop()
+            if self._producer is not None:
+                await self._producer.stop()
 
-    async def _loop(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
+    async def _loop(self, consumer: AIOKafkaConsumer) -> None:
         while not self.stop.is_set():
+            if self._producer_broken and not await self._renew_producer():
+                continue
+            assert self._producer is not None
+            producer = self._producer
             batch = await consumer.getmany(timeout_ms=500, max_records=self.settings.batch_size)
             await observe_lag(self.metrics, self.service, self.group_id, consumer)
             records = [r for part in batch.values() for r in part]
@@ -198,8 +245,18 @@ class Processor:
                 self._retry_delay_s = 1.0
                 self.metrics.batch_seconds.labels(self.service).observe(time.monotonic() - started)
             except KafkaError as exc:
+                if isinstance(exc, ProducerFenced):
+                    log.warning(
+                        "producer fenced: a transaction timed out, or another replica uses the "
+                        "transactional id %r (give each replica its own NEWSMON_INSTANCE_ID)",
+                        self._transactional_id(),
+                        extra={"service": self.service},
+                    )
                 if self.state is not None:
                     self.state.aborted()
+                # After these the producer's sequence/epoch bookkeeping cannot be trusted:
+                # every later send would fail the same way, so start a fresh producer.
+                self._producer_broken = isinstance(exc, _PRODUCER_STATE_ERRORS)
                 await self._rewind(consumer, records, exc)
 
     async def _publish(

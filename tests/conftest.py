@@ -7,9 +7,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis  # noqa: F401 - see below
 import pytest
 from newsmon.shared.broker import LocalKafka, free_port
 from newsmon.shared.settings import Settings
+
+# hypothesis' pytest plugin imports hypothesis at the terminal summary when no test did; on
+# CPython 3.11.7 that late import, deep in pluggy's stack, fails in pytest's assertion
+# rewriter ("AST constructor recursion depth mismatch"). Importing it here avoids that.
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"

@@ -6,7 +6,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from newsmon.shared.broker import LocalKafka, _alive, broker_ready, free_port, server_properties
+from newsmon.shared.broker import (
+    LocalKafka,
+    _alive,
+    broker_ready,
+    cluster_id,
+    free_port,
+    server_properties,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -41,3 +48,8 @@ async def test_start_ready_stop_leaves_no_process() -> None:
     finally:
         broker.stop()
         shutil.rmtree(broker.run_dir, ignore_errors=True)
+
+
+def test_cluster_ids_never_start_with_a_dash() -> None:
+    draws = iter([b"\xfb" + bytes(15), bytes(16)])  # the first encodes to "-w..."
+    assert cluster_id(lambda: next(draws)) == "AAAAAAAAAAAAAAAAAAAAAA"

@@ -101,3 +101,41 @@ async def test_outputs_dead_letters_and_offsets(
     )
     # Every input, the poison one included, is committed: nothing is read twice on restart.
     assert await _committed_total(settings, topics.articles, processor.group_id) == 4
+
+
+async def test_a_fenced_producer_is_replaced_and_nothing_is_lost(kafka_settings: Settings) -> None:
+    """Another producer with the same transactional id bumps the epoch (as a restarted replica
+    would): the processor's next transaction is fenced; it starts a fresh producer, replays the
+    batch, and a read_committed reader sees every output exactly once."""
+    settings = kafka_settings.with_overrides(kafka_transactions=True)
+    topics = settings.topics
+    await ensure_topics(settings)
+    bootstrap = settings.kafka_bootstrap or ""
+    stop = asyncio.Event()
+    processor = Processor(
+        settings=settings,
+        service="fenced",
+        source_topic=topics.articles,
+        transform=upper_or_refuse(topics.classified),
+        metrics=Metrics(),
+        stop=stop,
+    )
+    task = asyncio.create_task(processor.run())
+    try:
+        await _produce(bootstrap, topics.articles, [b"a1", b"a2"])
+        await read_topic(bootstrap, topics.classified, until=lambda rs: len(rs) >= 2, timeout_s=60)
+        intruder = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            enable_idempotence=True,
+            transactional_id=processor._transactional_id(),
+        )
+        await intruder.start()  # InitProducerId: the processor's producer is now fenced
+        await intruder.stop()
+        await _produce(bootstrap, topics.articles, [b"b1", b"b2"])
+        out = await read_topic(
+            bootstrap, topics.classified, until=lambda rs: len(rs) >= 4, timeout_s=90, settle_s=1.0
+        )
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+    assert sorted(r.value for r in out) == [b"A1", b"A2", b"B1", b"B2"]
