@@ -207,7 +207,8 @@ def run(seconds: float = 12.0) -> str:
             "",
             f"Memory with {scale['feeds']:,} feeds configured (one process, as `app.run` "
             "holds them: FeedConfigs, FeedState restored with validators, one `poll_forever` "
-            "task each, per-feed metrics, SeenIds full at NEWSMON_DEDUPE_CAPACITY · 2 = "
+            "task each, per-feed metrics, a /metrics scrape streamed by the ops server, "
+            "SeenIds full at NEWSMON_DEDUPE_CAPACITY · 2 = "
             f"{scale['seen_keys']:,} keys; 1 feed in 10 changes, the rest answer 304; "
             "interval 60 s, parsing in a thread):",
             "",
@@ -217,10 +218,13 @@ def run(seconds: float = 12.0) -> str:
             f"| + {scale['feeds']:,} FeedConfigs and FeedStates | "
             f"{scale['rss_configs_states_mib']:.0f} |",
             f"| + SeenIds, {scale['seen_keys']:,} keys | {scale['rss_with_seen_mib']:.0f} |",
-            f"| + per-feed metric series (8 families, incl. a 12-bucket histogram) | "
+            f"| + per-feed metric series (8 families of counters and gauges, one child each) | "
             f"{scale['rss_with_metrics_mib']:.0f} |",
-            f"| peak (VmHWM) with all tasks polling | **{peak:.0f}** "
-            f"(target ≤ 200: {_verdict(peak, 200, higher=False)}) |",
+            f"| + all feeds polling, at the end of the run | "
+            f"{scale['rss_before_scrape_mib']:.0f} |",
+            f"| peak (VmHWM) with all tasks polling and one /metrics scrape "
+            f"({scale['scrape_lines']:,} lines, {scale['scrape_bytes'] / 2**20:.1f} MiB) | "
+            f"**{peak:.0f}** (target ≤ 200: {_verdict(peak, 200, higher=False)}) |",
             "",
             f"In that run: {scale['polls_per_min']:,.0f} polls/min as scheduled, loop lag "
             f"p50 / p99 / max {_lag(scale)} ms.",

@@ -12,7 +12,8 @@ Scenarios (all against bench/support_feedserver.py on 127.0.0.1 … 127.0.0.<hos
   restored as from the state topic (validators, body hash, interval), a full SeenIds
   (NEWSMON_DEDUPE_CAPACITY · 2 keys, as rebuilt from the articles topic), one `poll_forever`
   task per feed under a TaskGroup, per-feed metrics; polls happen as scheduled (interval
-  `--interval` s) for `--seconds`. Peak RSS is VmHWM of this process.
+  `--interval` s) for `--seconds`, then Prometheus scrapes /metrics once from the ops server
+  of this process. Peak RSS is VmHWM of this process.
 * `baseline` — a plain sequential loop: httpx.Client GET with If-None-Match, feedparser.parse,
   a set of entry ids; no guard, no caps, no normalisation.
 
@@ -46,7 +47,7 @@ from newsmon.fetcher.parsing import FeedParser
 from newsmon.fetcher.ssrf import AllowList
 from newsmon.fetcher.state import FeedState, SeenIds, url_key
 from newsmon.shared.messages import Article, stable_id
-from newsmon.shared.metrics import Metrics
+from newsmon.shared.metrics import Metrics, serve_ops
 from newsmon.shared.settings import Settings
 
 ALLOW = "127.0.0.0/8"
@@ -184,6 +185,28 @@ def _workers_cpu_s(parser: FeedParser) -> float:
     return total
 
 
+def _scrape(metrics: Metrics) -> tuple[int, int]:
+    """GET /metrics from an ops server of this process, as Prometheus asks for it; the page
+    is read and dropped chunk by chunk (Prometheus holds it, in another process). Returns
+    its size in bytes (uncompressed) and lines."""
+    server = serve_ops(metrics, "127.0.0.1", 0)
+    size = lines = 0
+    try:
+        headers = {
+            "Accept": "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+            "Accept-Encoding": "gzip",
+        }
+        url = f"http://127.0.0.1:{server.port}/metrics"
+        with httpx.stream("GET", url, headers=headers) as response:
+            response.raise_for_status()
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                lines += chunk.count(b"\n")
+    finally:
+        server.close()
+    return size, lines
+
+
 async def throughput(feeds: Sequence[FeedConfig], warmup: float, seconds: float) -> dict[str, Any]:
     settings = _settings()
     metrics, sink = Metrics(), NullSink()
@@ -274,7 +297,7 @@ async def scale(
     after_seen = vm_rss_mib()
     for feed in feeds:  # the per-feed series a 304 poll creates, made up front to size them
         name = feed.name
-        metrics.feed_fetch_seconds.labels(name)
+        metrics.feed_last_fetch_seconds.labels(name)
         metrics.feed_fetches.labels(name, "not_modified")
         metrics.feed_responses.labels(name, "304")
         metrics.feed_bytes.labels(name)
@@ -306,6 +329,11 @@ async def scale(
         polls = sink.saves - before
         ticker.on = False
         workers_rss = _workers_rss_mib(parser)
+        # One Prometheus scrape of all these series from the ops server of this process, as
+        # Prometheus asks every 15 s or so (OpenMetrics, gzip): what rendering it holds
+        # counts towards the peak too.
+        rss_before_scrape = vm_rss_mib()
+        scrape_bytes, scrape_lines = await asyncio.to_thread(_scrape, metrics)
         stop.set()
         await runner
         tick.cancel()
@@ -321,6 +349,10 @@ async def scale(
         "rss_with_seen_mib": after_seen,
         "rss_with_metrics_mib": after_metrics,
         "rss_peak_mib": vm_hwm_mib(),
+        "rss_before_scrape_mib": rss_before_scrape,
+        "scrape_bytes": scrape_bytes,
+        "scrape_lines": scrape_lines,
+        "rss_after_scrape_mib": vm_rss_mib(),
         "workers_rss_mib": workers_rss,
         **ticker.summary(),
     }

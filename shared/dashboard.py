@@ -284,15 +284,26 @@ def build_dashboard() -> Dashboard:
                         'sum by (feed) (increase(newsmon_feed_items_total{status="new"}[1h]))',
                         instant=True,
                     ),
+                    Target(
+                        "max by (feed) (newsmon_feed_last_fetch_duration_seconds)", instant=True
+                    ),
                 ],
                 kind="table",
                 width=24,
                 height=10,
-                columns=("Status", "Last success", "Last new item", "Error streak", "New items/h"),
+                columns=(
+                    "Status",
+                    "Last success",
+                    "Last new item",
+                    "Error streak",
+                    "New items/h",
+                    "Last fetch took",
+                ),
                 column_units={
                     "Last success": "dateTimeFromNow",
                     "Last new item": "dateTimeFromNow",
                     "New items/h": "short",
+                    "Last fetch took": "s",
                 },
                 mappings=[
                     {
@@ -310,15 +321,32 @@ def build_dashboard() -> Dashboard:
                 "Fetches per second, by outcome",
                 [Target(_rate("newsmon_feed_fetches_total", "outcome"), "{{outcome}}")],
                 unit="ops",
+                width=12,
             ),
             Panel(
-                "Fetch duration p95, by feed",
+                "Fetch duration p95, by outcome",
                 [
                     Target(
-                        _quantile(0.95, "newsmon_feed_fetch_duration_seconds", "feed"), "{{feed}}"
+                        _quantile(0.95, "newsmon_feed_fetch_duration_seconds", "outcome"),
+                        "{{outcome}}",
                     )
                 ],
                 unit="s",
+                width=12,
+                description="All feeds together; per feed, see the slowest feeds and the "
+                "Feeds table.",
+            ),
+            Panel(
+                "Slowest feeds, last fetch duration",
+                [
+                    Target(
+                        "topk(10, max by (feed) (newsmon_feed_last_fetch_duration_seconds))",
+                        "{{feed}}",
+                    )
+                ],
+                unit="s",
+                width=12,
+                description="The 10 feeds whose last fetch (and parse) took longest.",
             ),
             Panel(
                 "New items per hour, by feed",
@@ -328,6 +356,7 @@ def build_dashboard() -> Dashboard:
                         "{{feed}}",
                     )
                 ],
+                width=12,
             ),
         ],
     )

@@ -19,14 +19,34 @@ from __future__ import annotations
 
 import platform
 import threading
-from collections.abc import Callable, Iterable, Mapping
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 from wsgiref.simple_server import WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, make_wsgi_app
-from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    disable_created_metrics,
+    make_wsgi_app,
+)
+from prometheus_client.exposition import (
+    ThreadingWSGIServer,
+    _SilentHandler,
+    choose_encoder,
+    gzip_accepted,
+)
+from prometheus_client.metrics_core import Metric
 
 __all__ = ["Health", "Metrics", "OpsServer", "Routes", "serve_ops"]
+
+# No `<counter>_created` series: a second series for every counter child (Unix time it was
+# made), read by nothing here, that with 10,000 feeds adds 30,000 lines to every scrape and
+# as many series to Prometheus. prometheus_client's switch is process-wide, as this module is.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # Seconds; the top buckets (3 h to a day) hold items a feed published long before we saw them.
 _LATENCY_BUCKETS = (
@@ -171,11 +191,21 @@ class Metrics:
         self.feed_fetches = Counter(
             "newsmon_feed_fetches_total", "Feed fetches by outcome", ["feed", "outcome"], registry=r
         )
+        # One histogram for all feeds (by outcome, a small fixed set) and one gauge per feed:
+        # a per-feed histogram is 12 series a feed, 36 MB of this process with 10,000 feeds
+        # (BENCHMARKS.md), for quantiles nobody reads per feed.
         self.feed_fetch_seconds = Histogram(
             "newsmon_feed_fetch_duration_seconds",
-            "Time to fetch and parse one feed",
-            ["feed"],
+            "Time to fetch and parse one feed, all feeds, by outcome (as in "
+            "newsmon_feed_fetches_total)",
+            ["outcome"],
             buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60),
+            registry=r,
+        )
+        self.feed_last_fetch_seconds = Gauge(
+            "newsmon_feed_last_fetch_duration_seconds",
+            "Time the last fetch of a feed took (fetch and parse, whatever its outcome)",
+            ["feed"],
             registry=r,
         )
         self.feed_items = Counter(
@@ -362,10 +392,60 @@ class OpsServer:
         self._thread.join(timeout=5)
 
 
+class _OneFamily:
+    """A registry of one collected family, for the exposition encoders."""
+
+    def __init__(self, family: Metric) -> None:
+        self._family = family
+
+    def collect(self) -> list[Metric]:
+        return [self._family]
+
+
+_EOF = b"# EOF\n"
+
+
+def _streamed_metrics(registry: CollectorRegistry) -> WsgiApp:
+    """/metrics written one metric family at a time (gzip when asked, as make_wsgi_app does).
+
+    make_wsgi_app renders the whole page as one string, then bytes, then gzip: with 10,000
+    feeds 80,000 lines, 20 MB held during each scrape (BENCHMARKS.md). Streamed, a scrape
+    holds about one family. Requests with parameters (`name[]` filters) and other methods
+    go to make_wsgi_app."""
+    baked = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING"):
+            return baked(environ, start_response)  # type: ignore[no-any-return]
+        encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT") or "")
+        compress = gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING") or "")
+        headers = [("Content-Type", content_type)]
+        if compress:
+            headers.append(("Content-Encoding", "gzip"))
+        start_response("200 OK", headers)
+        return _chunks(registry, encoder, compress)
+
+    return app
+
+
+def _chunks(
+    registry: CollectorRegistry, encoder: Callable[[Any], bytes], compress: bool
+) -> Iterator[bytes]:
+    gz = zlib.compressobj(wbits=16 + zlib.MAX_WBITS) if compress else None
+    ends_with_eof = False  # OpenMetrics: one `# EOF` line, after the last family
+    for family in registry.collect():
+        chunk = encoder(_OneFamily(family))
+        if chunk.endswith(_EOF):
+            chunk, ends_with_eof = chunk[: -len(_EOF)], True
+        yield gz.compress(chunk) if gz is not None else chunk
+    tail = _EOF if ends_with_eof else b""
+    yield gz.compress(tail) + gz.flush() if gz is not None else tail
+
+
 def _ops_app(
     metrics: Metrics, is_ready: Callable[[], bool], detail: Callable[[], str] | None
 ) -> Callable[..., Iterable[bytes]]:
-    metrics_app = make_wsgi_app(metrics.registry)
+    metrics_app = _streamed_metrics(metrics.registry)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -384,7 +464,7 @@ def _ops_app(
             if not ready and detail is not None:
                 text = f"{text}: {detail()}"
             return [f"{text}\n".encode()]
-        return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+        return metrics_app(environ, start_response)
 
     return app
 

@@ -17,7 +17,6 @@ and the reason, is counted by kind, and backs off; a feed is never given up on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import random
@@ -107,6 +106,7 @@ class Fetcher:
         # Keys (id, URL) of articles being published right now -> their feed: another feed
         # polled meanwhile must not publish them too (full text makes that window seconds).
         self.in_flight: dict[str, str] = {}
+        self.naps = Naps()  # the sleeps of poll_forever between polls
 
     async def poll_forever(self, feed: FeedConfig, state: FeedState, stop: asyncio.Event) -> None:
         bounds = bounds_for(feed, self.settings)
@@ -116,10 +116,10 @@ class Fetcher:
             first = min(state.next_poll_at - now, bounds.backoff_max_s)
         else:
             first = self.rng.uniform(0, min(5.0, bounds.min_s))  # spread the first polls
-        await _sleep_or_stop(stop, first)
+        await self.naps.sleep(stop, first)
         while not stop.is_set():
             delay = await self.poll_once(feed, state)
-            await _sleep_or_stop(stop, delay)
+            await self.naps.sleep(stop, delay)
 
     async def poll_once(self, feed: FeedConfig, state: FeedState) -> float:
         """One refresh of `feed`; returns the seconds until its next poll."""
@@ -127,6 +127,7 @@ class Fetcher:
         started, now = time.monotonic(), self.clock()
         retry_after: float | None = None
         max_age: float | None = None
+        outcome = "ok"
         try:
             result = await self._fetch(feed, state, now)
             max_age = result.max_age_s
@@ -134,21 +135,22 @@ class Fetcher:
         except FetchError as exc:
             if exc.status is not None:
                 self.metrics.feed_responses.labels(feed.name, _code_class(exc.status)).inc()
-            self._failed(feed, state, exc.kind, str(exc))
+            outcome = self._failed(feed, state, exc.kind, str(exc))
             retry_after = exc.retry_after_s
         except FeedParseError as exc:
-            self._failed(feed, state, "parse", str(exc))
+            outcome = self._failed(feed, state, "parse", str(exc))
         except KafkaError as exc:
             # Not published, so not marked seen: the next poll publishes these items again.
-            self._failed(feed, state, "kafka", f"could not publish to Kafka: {exc}")
+            outcome = self._failed(feed, state, "kafka", f"could not publish to Kafka: {exc}")
         else:
             state.error_streak = 0
             state.last_success_at = self.clock()
             self.metrics.feed_fetches.labels(feed.name, outcome).inc()
             self.metrics.feed_last_success.labels(feed.name).set(state.last_success_at)
             self.metrics.feed_error_streak.labels(feed.name).set(0)
-        finally:
-            self.metrics.feed_fetch_seconds.labels(feed.name).observe(time.monotonic() - started)
+        took = time.monotonic() - started
+        self.metrics.feed_fetch_seconds.labels(outcome).observe(took)
+        self.metrics.feed_last_fetch_seconds.labels(feed.name).set(took)
         delay = next_delay(
             # While a hub pushes this feed, polling is only a fallback: the max interval.
             interval_s=bounds.max_s
@@ -219,7 +221,8 @@ class Fetcher:
         )
         return "ok"
 
-    def _failed(self, feed: FeedConfig, state: FeedState, kind: str, reason: str) -> None:
+    def _failed(self, feed: FeedConfig, state: FeedState, kind: str, reason: str) -> str:
+        """Count and log a failed poll; returns its outcome (`kind`)."""
         state.error_streak += 1
         self.metrics.feed_fetches.labels(feed.name, kind).inc()
         self.metrics.feed_error_streak.labels(feed.name).set(state.error_streak)
@@ -232,6 +235,7 @@ class Fetcher:
             state.error_streak,
             extra={"feed": feed.name, "url": feed.url, "kind": kind},
         )
+        return kind
 
     def fresh_articles(
         self, feed: FeedConfig, parsed: ParsedFeed, state: FeedState | None = None
@@ -310,9 +314,42 @@ def _record_also_seen(feed: FeedConfig, state: FeedState, article: Article, owne
     )
 
 
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=max(0.0, seconds))
+class Naps:
+    """Sleeps that end early when their stop event is set, cheap enough for one per feed: a
+    future and a timer each, all woken by one task waiting on the event. (`asyncio.wait_for(
+    stop.wait(), t)` takes a task and two more futures a sleeper, 3.2 KB: 32 MB of the
+    process with 10,000 feeds; `asyncio.timeout` around `stop.wait()` 2.2 KB; this 0.6 KB.)"""
+
+    def __init__(self) -> None:
+        self._sleeping: dict[asyncio.Event, set[asyncio.Future[None]]] = {}
+        self._watchers: dict[asyncio.Event, asyncio.Task[None]] = {}
+
+    async def sleep(self, stop: asyncio.Event, seconds: float) -> None:
+        if stop.is_set():
+            return
+        if stop not in self._watchers:
+            self._watchers[stop] = asyncio.create_task(self._wake_on(stop), name="naps")
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        timer = loop.call_later(max(0.0, seconds), _wake, waiter)
+        sleeping = self._sleeping.setdefault(stop, set())
+        sleeping.add(waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            sleeping.discard(waiter)
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        del self._watchers[stop]
+        for waiter in self._sleeping.pop(stop, set()):
+            _wake(waiter)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import prometheus_client
+import prometheus_client.openmetrics.exposition
 import pytest
 from newsmon.runner import serve
 from newsmon.shared.metrics import Metrics, serve_ops
@@ -157,3 +160,37 @@ async def test_pipeline_becomes_ready_and_reports_zero_lag(
         )
         == 0
     )
+
+
+@pytest.mark.parametrize("gzip_ok", [False, True])
+@pytest.mark.parametrize("openmetrics", [False, True])
+def test_metrics_page_is_streamed_as_prometheus_client_renders_it(
+    openmetrics: bool, gzip_ok: bool
+) -> None:
+    metrics = Metrics()
+    for i in range(50):
+        metrics.feed_fetches.labels(f"f{i}", "ok").inc(i)
+        metrics.feed_last_fetch_seconds.labels(f"f{i}").set(i / 10)
+    metrics.feed_fetch_seconds.labels("ok").observe(0.3)
+    accept = "application/openmetrics-text; version=1.0.0" if openmetrics else "text/plain"
+    encoder = (
+        prometheus_client.openmetrics.exposition.generate_latest
+        if openmetrics
+        else prometheus_client.generate_latest
+    )
+    server = serve_ops(metrics, "127.0.0.1", 0)
+    try:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{server.port}/metrics",
+            headers={"Accept": accept, "Accept-Encoding": "gzip" if gzip_ok else "identity"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            body = response.read()
+            encoding = response.headers.get("Content-Encoding")
+    finally:
+        server.close()
+    assert encoding == ("gzip" if gzip_ok else None)
+    text = gzip.decompress(body) if gzip_ok else body
+    assert text == encoder(metrics.registry)
+    assert text.count(b"# EOF") == (1 if openmetrics else 0)
+    assert b"_created" not in text

@@ -3,6 +3,7 @@ back-off and recovery, Retry-After, 304 / unchanged bodies, dedup across feeds."
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from newsmon.fetcher.app import Fetcher
+from newsmon.fetcher.app import Fetcher, Naps
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.state import FeedState, SeenIds
 from newsmon.shared.messages import Article
@@ -101,6 +102,31 @@ async def test_a_feed_failing_for_an_hour_backs_off_then_recovers_on_its_own() -
     assert sink.states["f1"].error_streak == 0
     assert sink.states["f1"].next_poll_at == pytest.approx(clock.now + after)
     assert metrics.registry.get_sample_value("newsmon_feed_error_streak", {"feed": "f1"}) == 0
+    # Durations: all feeds in one histogram by outcome, the last one per feed.
+    sample = metrics.registry.get_sample_value
+    assert sample("newsmon_feed_fetch_duration_seconds_count", {"outcome": "http_5xx"}) == len(
+        delays
+    )
+    assert sample("newsmon_feed_fetch_duration_seconds_count", {"outcome": "ok"}) == 1
+    last = sample("newsmon_feed_last_fetch_duration_seconds", {"feed": "f1"})
+    assert last is not None
+    assert 0 <= last < 5
+
+
+async def test_naps_end_on_time_or_when_stop_is_set() -> None:
+    naps, stop = Naps(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await naps.sleep(stop, 0.05)
+    assert loop.time() - start >= 0.05
+    sleepers = [asyncio.create_task(naps.sleep(stop, 3600)) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    stop.set()
+    async with asyncio.timeout(2):
+        await asyncio.gather(*sleepers)
+    await naps.sleep(stop, 3600)  # already stopped: returns at once
+    assert not naps._sleeping
+    assert not naps._watchers
 
 
 async def test_retry_after_is_honoured() -> None:

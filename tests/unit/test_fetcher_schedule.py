@@ -113,6 +113,33 @@ def test_seen_ids_forget_the_oldest_first() -> None:
     assert len(seen) == 2
 
 
+def test_seen_ids_a_key_added_again_is_forgotten_last() -> None:
+    seen = SeenIds(capacity=3)
+    for key, feed in (("a", "f1"), ("b", "f1"), ("c", "f2"), ("a", "f3"), ("d", "f2")):
+        seen.add(key, feed)
+    assert "b" not in seen
+    assert [seen.feed_of(k) for k in ("a", "c", "d")] == ["f3", "f2", "f2"]
+    seen.add("e")  # recency now b, c, a, d: c goes, a (added again) stays
+    assert "c" not in seen
+    assert all(k in seen for k in ("a", "d", "e"))
+    assert len(seen) == 3
+    seen.add("f")
+    assert "a" not in seen
+    assert 42 not in seen
+
+
+def test_seen_ids_stay_bounded_when_the_same_keys_come_again_and_again() -> None:
+    seen = SeenIds(capacity=4)
+    for _ in range(1000):
+        for key in ("a", "b", "c"):
+            seen.add(key, "f")
+    assert len(seen._order) <= 2 * 4
+    for key in ("x", "y"):
+        seen.add(key)
+    assert "a" not in seen  # the least recently added went first
+    assert all(k in seen for k in ("b", "c", "x", "y"))
+
+
 def test_feed_state_round_trips_and_resets_when_the_url_changes() -> None:
     state = FeedState(url="https://a.example/rss", etag='"x"', body_hash="h", error_streak=3)
     state.next_poll_at = 123.0
