@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from newsmon.fetcher.normalize import normalize_lang
+from newsmon.fetcher.normalize import normalize_lang, xml_head_text
 from newsmon.shared.errors import ConfigError
 
 __all__ = [
@@ -280,24 +280,6 @@ def dump_feeds(feeds: Iterable[FeedConfig]) -> str:
 _MAX_OPML_BYTES: Final = 5 * 1024 * 1024  # thousands of feeds fit in well under 1 MB
 
 
-def _xml_head_text(data: bytes, limit: int = 1 << 20) -> str:
-    """Text of the start of an XML document, good enough to look for markup declarations."""
-    head = data[:limit]
-    for bom, codec in (
-        (b"\xff\xfe\x00\x00", "utf-32-le"),
-        (b"\x00\x00\xfe\xff", "utf-32-be"),
-        (b"\xff\xfe", "utf-16-le"),
-        (b"\xfe\xff", "utf-16-be"),
-    ):
-        if head.startswith(bom):
-            return head.decode(codec, errors="replace")
-    if head.startswith((b"<\x00?\x00", b"<\x00\x00\x00")):
-        return head.decode("utf-16-le" if head[2:3] == b"?" else "utf-32-le", errors="replace")
-    if head.startswith((b"\x00<\x00?", b"\x00\x00\x00<")):
-        return head.decode("utf-16-be" if head[1:2] == b"<" else "utf-32-be", errors="replace")
-    return head.decode("latin-1")  # every ASCII-compatible encoding shows "<!" as is
-
-
 def feeds_from_opml(data: bytes) -> list[FeedConfig]:
     """Feeds from an OPML subscription list (any outline with an xmlUrl, at any depth).
 
@@ -308,7 +290,7 @@ def feeds_from_opml(data: bytes) -> list[FeedConfig]:
     """
     if len(data) > _MAX_OPML_BYTES:
         raise FeedsFileError(f"OPML: document is larger than {_MAX_OPML_BYTES} bytes")
-    if re.search(r"<!(?:DOCTYPE|ENTITY)", _xml_head_text(data), re.IGNORECASE):
+    if re.search(r"<!(?:DOCTYPE|ENTITY)", xml_head_text(data), re.IGNORECASE):
         raise FeedsFileError("OPML: refused a document with a DOCTYPE or ENTITY declaration")
     try:
         root = ET.fromstring(data)  # noqa: S314 - DOCTYPE refused above, so no entities

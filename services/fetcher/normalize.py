@@ -29,6 +29,7 @@ __all__ = [
     "parse_published",
     "raw_get",
     "truncate",
+    "xml_head_text",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -445,3 +446,25 @@ def detect_language(text: str, hint: str | None = None) -> str | None:
     if share["cyrillic"] >= 0.2:
         return _cyrillic_language(sample, hint)
     return _latin_language(sample, hint)
+
+
+def xml_head_text(body: bytes, limit: int = 1 << 20) -> str:
+    """The start of the body as text, enough to find markup declarations and root tags.
+
+    XML 1.0 Appendix F: a document without a BOM starts with "<?xml" in its own encoding, so
+    the first bytes tell UTF-16/32 from ASCII-compatible encodings.
+    """
+    head = body[:limit]
+    for prefix, codec in (
+        (b"\xff\xfe\x00\x00", "utf-32-le"),
+        (b"\x00\x00\xfe\xff", "utf-32-be"),
+        (b"\xff\xfe", "utf-16-le"),
+        (b"\xfe\xff", "utf-16-be"),
+        (b"<\x00\x00\x00", "utf-32-le"),
+        (b"\x00\x00\x00<", "utf-32-be"),
+        (b"<\x00", "utf-16-le"),
+        (b"\x00<", "utf-16-be"),
+    ):
+        if head.startswith(prefix):
+            return head.decode(codec, errors="replace")
+    return head.decode("latin-1")  # ASCII-compatible encodings all spell "<!ENTITY" alike

@@ -27,6 +27,7 @@ from newsmon.fetcher.normalize import (
     parse_published,
     raw_get,
     truncate,
+    xml_head_text,
 )
 from newsmon.shared.messages import Article
 from pydantic import ValidationError
@@ -87,28 +88,6 @@ class ParsedFeed:
 # --------------------------------------------------------------------------------------------
 
 
-def _head_text(body: bytes, limit: int) -> str:
-    """The start of the body as text, enough to find markup declarations and root tags.
-
-    XML 1.0 Appendix F: a document without a BOM starts with "<?xml" in its own encoding, so
-    the first bytes tell UTF-16/32 from ASCII-compatible encodings.
-    """
-    head = body[:limit]
-    for prefix, codec in (
-        (b"\xff\xfe\x00\x00", "utf-32-le"),
-        (b"\x00\x00\xfe\xff", "utf-32-be"),
-        (b"\xff\xfe", "utf-16-le"),
-        (b"\xfe\xff", "utf-16-be"),
-        (b"<\x00\x00\x00", "utf-32-le"),
-        (b"\x00\x00\x00<", "utf-32-be"),
-        (b"<\x00", "utf-16-le"),
-        (b"\x00<", "utf-16-be"),
-    ):
-        if head.startswith(prefix):
-            return head.decode(codec, errors="replace")
-    return head.decode("latin-1")  # ASCII-compatible encodings all spell "<!ENTITY" alike
-
-
 # The prolog is everything before the root element's start tag: "<" then a name character.
 # Comments are blanked first, so a "<p>" inside a comment does not end the prolog early.
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
@@ -132,14 +111,14 @@ def _split_prolog(text: str) -> tuple[str, str | None]:
 def _declares_entities(body: bytes) -> bool:
     # Entity declarations can only stand in the DTD, which precedes the root element; looking
     # only there keeps a literal "<!ENTITY" inside an article's CDATA from being refused.
-    prolog, _ = _split_prolog(_head_text(body, _PROLOG_LIMIT))
+    prolog, _ = _split_prolog(xml_head_text(body, _PROLOG_LIMIT))
     return bool(_ENTITY_DECL.search(prolog))
 
 
 def _looks_like_html(body: bytes) -> bool:
     # Decided by the root element, not the DOCTYPE: some feeds carry an XHTML DOCTYPE over an
     # <rss> root (feedparser's illformed/always_strip_doctype.xml).
-    prolog, root = _split_prolog(_head_text(body, 16 * 1024))
+    prolog, root = _split_prolog(xml_head_text(body, 16 * 1024))
     if root in _HTML_ROOTS:
         return True
     return bool(_HTML_DOCTYPE.search(prolog)) and root not in _FEED_ROOTS
