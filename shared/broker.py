@@ -270,7 +270,9 @@ class LocalKafka:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             preexec_fn=None if detach else _die_with_parent,
-            start_new_session=detach,
+            # Its own process group: Ctrl-C in a terminal (or `timeout`) signals newsmon's
+            # group, and the broker must outlive newsmon's drain, not stop in the middle of it.
+            start_new_session=True,
         )
         log_handle.close()
         self.pid_file.write_text(str(self._process.pid))
