@@ -42,6 +42,7 @@ from .ssrf import AllowList
 from .state import (
     FeedState,
     KafkaSink,
+    PublishError,
     SeenIds,
     ensure_state_topic,
     load_seen_ids,
@@ -118,7 +119,11 @@ class Fetcher:
             first = self.rng.uniform(0, min(5.0, bounds.min_s))  # spread the first polls
         await self.naps.sleep(stop, first)
         while not stop.is_set():
-            delay = await self.poll_once(feed, state)
+            try:
+                delay = await self.poll_once(feed, state)
+            except Exception:  # poll_once handles its own errors; this is a last resort
+                log.exception("feed %s: poll failed unexpectedly; retrying later", feed.name)
+                delay = bounds.backoff_max_s
             await self.naps.sleep(stop, delay)
 
     async def poll_once(self, feed: FeedConfig, state: FeedState) -> float:
@@ -142,6 +147,11 @@ class Fetcher:
         except KafkaError as exc:
             # Not published, so not marked seen: the next poll publishes these items again.
             outcome = self._failed(feed, state, "kafka", f"could not publish to Kafka: {exc}")
+        except Exception as exc:
+            # A bug (in parsing, a worker, a client library) must not end this feed's task:
+            # the TaskGroup of run() would then stop every feed. Logged with its traceback.
+            log.exception("feed %s: unexpected error in a poll", feed.name)
+            outcome = self._failed(feed, state, "internal", f"{type(exc).__name__}: {exc}")
         else:
             state.error_streak = 0
             state.last_success_at = self.clock()
@@ -167,7 +177,7 @@ class Fetcher:
         self.metrics.feed_next_poll.labels(feed.name).set(state.next_poll_at)
         try:
             await self.sink.save_state(feed.name, state)
-        except KafkaError as exc:
+        except Exception as exc:  # KafkaError, or anything else: the feed is polled again
             log.warning("feed %s: could not save its state: %s", feed.name, exc)
         return delay
 
@@ -200,9 +210,9 @@ class Fetcher:
     ) -> str:
         if result.not_modified:
             return "not_modified"
-        state.validators = result.validators
         body_hash = hashlib.sha256(result.body).hexdigest()
         if body_hash == state.body_hash:
+            state.validators = result.validators
             return "unchanged"
         fetched_at = datetime.fromtimestamp(now, UTC)
         parsed = await self.parser.parse(
@@ -215,6 +225,10 @@ class Fetcher:
         if self.websub is not None:
             self.websub.feed_parsed(feed, state, parsed)  # subscribes when it names a hub
         await self._publish_new(feed, state, parsed)
+        # Only now: validators (like the body hash) kept from a poll whose items were not all
+        # published (parse error, Kafka down) would turn the next poll into a 304, and those
+        # items would never be published.
+        state.validators = result.validators
         state.body_hash = body_hash
         state.interval_s = adaptive_interval(
             (a.published for a in parsed.articles if a.published is not None), fetched_at, bounds
@@ -274,7 +288,14 @@ class Fetcher:
                 self.settings.fetch_full_text, feed.full_text, parsed.articles
             ):
                 fresh = await self.pages.fill(feed.name, fresh)  # never fails: degrades
-            await self.sink.publish(fresh)  # acks=all before an id counts as published
+            try:
+                await self.sink.publish(fresh)  # acks=all before an id counts as published
+            except PublishError as exc:
+                # Those the broker acknowledged before the failure are published: remember
+                # them, or the next poll would publish them a second time.
+                for article in exc.acked:
+                    self.seen.add_article(article)
+                raise
             for article in fresh:
                 self.seen.add_article(article)
         finally:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import zlib
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -147,15 +146,28 @@ class HostLimiter:
 
     def __init__(self, per_host: int) -> None:
         self.per_host = per_host
-        self._slots: defaultdict[str, asyncio.Semaphore] = defaultdict(
-            lambda: asyncio.Semaphore(self.per_host)
-        )
+        # host -> its semaphore and how many tasks hold or wait for it. A host nobody uses is
+        # forgotten: article pages (full text) name hosts without end.
+        self._slots: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._slots)
 
     @contextlib.asynccontextmanager
     async def slot(self, url: str) -> AsyncIterator[None]:
         host = (urlsplit(url).hostname or "").lower()
-        async with self._slots[host]:
-            yield
+        entry = self._slots.get(host)
+        if entry is None:
+            entry = self._slots[host] = (asyncio.Semaphore(self.per_host), [0])
+        semaphore, users = entry
+        users[0] += 1
+        try:
+            async with semaphore:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0] and self._slots.get(host) is entry:
+                del self._slots[host]
 
 
 def _status_error(response: httpx.Response, now: datetime) -> FetchError:
@@ -240,7 +252,7 @@ async def _raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
 async def _read_capped(response: httpx.Response, max_bytes: int) -> tuple[bytes, int]:
     """The decoded body and its size on the wire; too_large as soon as either passes the cap."""
     declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
         raise FetchError(
             "too_large",
             f"body of {int(declared)} bytes exceeds the {max_bytes}-byte cap",
@@ -305,11 +317,13 @@ async def fetch(
     `max_redirects` redirects. `now` (for Retry-After dates) defaults to the wall clock."""
     if url.startswith("file://"):
         return await _fetch_file(url, max_bytes)
-    headers = {}
+    # As bytes: a validator the server sent in UTF-8 comes back as a non-ASCII str, which
+    # httpx would refuse to encode (UnicodeEncodeError) on every later poll of the feed.
+    headers: dict[bytes, bytes] = {}
     if validators.etag:
-        headers["If-None-Match"] = validators.etag
+        headers[b"If-None-Match"] = validators.etag.encode()
     if validators.last_modified:
-        headers["If-Modified-Since"] = validators.last_modified
+        headers[b"If-Modified-Since"] = validators.last_modified.encode()
     current, hops, permanent = url, 0, True
     try:
         async with asyncio.timeout(deadline_s):

@@ -269,7 +269,10 @@ def _from_text(value: Any) -> datetime | None:
         return None
     if parsed.tzinfo is None:  # RFC 5322 "-0000": time is UTC, zone unknown
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # "31 Dec 9999 23:59 -1200" is past datetime.max in UTC
+        return None
 
 
 def parse_published(

@@ -35,6 +35,7 @@ from .http import Validators
 __all__ = [
     "FeedState",
     "KafkaSink",
+    "PublishError",
     "SeenIds",
     "ensure_state_topic",
     "load_seen_ids",
@@ -161,6 +162,14 @@ class FeedState:
         if not isinstance(data, dict) or data.get("schema") != STATE_SCHEMA:
             raise ValueError("not a fetcher state record")
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        # A field of the wrong type would fail later, in the feed's task (TypeError on
+        # `error_streak += 1`, `next_poll_at > now`): refuse the record here instead.
+        for name, kinds in _FIELD_TYPES.items():
+            value = known.get(name)
+            if value is None and name in ("url", "error_streak", "extra"):
+                known.pop(name, None)  # not optional: the default
+            elif value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+                raise ValueError(f"field {name} is {type(value).__name__}")
         return cls(**known)
 
     def for_url(self, url: str) -> FeedState:
@@ -169,6 +178,20 @@ class FeedState:
         if self.url == url:
             return self
         return FeedState(url=url, next_poll_at=self.next_poll_at, error_streak=0)
+
+
+_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "url": str,
+    "etag": str,
+    "last_modified": str,
+    "body_hash": str,
+    "interval_s": (int, float),
+    "next_poll_at": (int, float),
+    "error_streak": int,
+    "last_success_at": (int, float),
+    "last_new_item_at": (int, float),
+    "extra": dict,
+}
 
 
 async def ensure_state_topic(settings: Settings) -> None:
@@ -298,6 +321,15 @@ async def load_seen_ids(settings: Settings, capacity: int) -> SeenIds:
     return seen
 
 
+class PublishError(KafkaError):  # type: ignore[misc]  # aiokafka is untyped
+    """Publishing a batch failed part-way: `acked` are the articles the broker acknowledged
+    (published, to be remembered as such), the others were not published."""
+
+    def __init__(self, acked: list[Article], cause: BaseException) -> None:
+        super().__init__(f"{len(acked)} acknowledged before: {type(cause).__name__}: {cause}")
+        self.acked = acked
+
+
 class KafkaSink:
     """Where the fetcher's output goes: articles and feed state, acknowledged (acks=all)."""
 
@@ -307,10 +339,27 @@ class KafkaSink:
         self.state_topic = state_topic(settings)
 
     async def publish(self, articles: list[Article]) -> None:
+        """Send all, wait for every acknowledgement; PublishError names the acknowledged ones
+        when any failed (every future is awaited, none is left with an unread exception)."""
         topic = self.articles_topic
-        pending = [await self.producer.send(topic, encode(a), key=a.id.encode()) for a in articles]
-        for future in pending:
-            await future
+        pending: list[tuple[Article, asyncio.Future[Any]]] = []
+        failure: BaseException | None = None
+        for article in articles:
+            try:
+                future = await self.producer.send(topic, encode(article), key=article.id.encode())
+            except KafkaError as exc:
+                failure = exc
+                break
+            pending.append((article, future))
+        results = await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
+        acked = [
+            a
+            for (a, _), r in zip(pending, results, strict=True)
+            if not isinstance(r, BaseException)
+        ]
+        failure = failure or next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is not None:
+            raise PublishError(acked, failure)
 
     async def save_state(self, feed: str, state: FeedState) -> None:
         await self.producer.send_and_wait(self.state_topic, state.to_json(), key=feed.encode())
