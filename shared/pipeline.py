@@ -107,6 +107,21 @@ def _first_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:
     return offsets
 
 
+def _usable(producer: AIOKafkaProducer | None) -> bool:
+    """False once aiokafka's sender task has ended: it is never restarted, later sends fail at
+    once and a transactional producer is left in FATAL_ERROR (its next begin_transaction fails
+    an assertion). The task ends on errors aiokafka does not expect, not only on the
+    `_PRODUCER_STATE_ERRORS` seen in a batch."""
+    if producer is None:
+        return False
+    sender = getattr(producer, "_sender", None)
+    task = getattr(sender, "sender_task", None)
+    if task is not None and task.done():
+        return False
+    txn = getattr(producer, "_txn_manager", None)
+    return not (txn is not None and txn.is_fatal_error())
+
+
 async def observe_lag(
     metrics: Metrics, service: str, group: str, consumer: AIOKafkaConsumer
 ) -> None:
@@ -188,8 +203,7 @@ class Processor:
             log.warning(
                 "cannot start a new Kafka producer yet: %s", exc, extra={"service": self.service}
             )
-            await asyncio.sleep(self._retry_delay_s)
-            self._retry_delay_s = min(self._retry_delay_s * 2, 30.0)
+            await self._pause()
             return False
         log.info("started a new Kafka producer", extra={"service": self.service})
         self._producer_broken = False
@@ -239,6 +253,8 @@ class Processor:
             started = time.monotonic()
             results = await asyncio.to_thread(_apply, self.transform, records)
             try:
+                if not _usable(producer):
+                    raise KafkaError("the Kafka producer stopped working (its sender ended)")
                 await self._publish(consumer, producer, records, results)
                 if self.state is not None:
                     self.state.committed()
@@ -254,9 +270,12 @@ class Processor:
                     )
                 if self.state is not None:
                     self.state.aborted()
-                # After these the producer's sequence/epoch bookkeeping cannot be trusted:
-                # every later send would fail the same way, so start a fresh producer.
-                self._producer_broken = isinstance(exc, _PRODUCER_STATE_ERRORS)
+                # After these the producer's sequence/epoch bookkeeping cannot be trusted, or
+                # its sender is gone: every later send would fail the same way, so start a
+                # fresh producer.
+                self._producer_broken = isinstance(exc, _PRODUCER_STATE_ERRORS) or not _usable(
+                    producer
+                )
                 await self._rewind(consumer, records, exc)
 
     async def _publish(
@@ -337,5 +356,11 @@ class Processor:
             # offset, which this batch never moved.
             with contextlib.suppress(IllegalStateError):
                 consumer.seek(tp, offset)
-        await asyncio.sleep(self._retry_delay_s)
+        await self._pause()
+
+    async def _pause(self) -> None:
+        """The retry pause (capped exponential), cut short by `stop`: a SIGTERM during a
+        broker outage drains at once instead of outliving the shutdown budget."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), timeout=self._retry_delay_s)
         self._retry_delay_s = min(self._retry_delay_s * 2, 30.0)

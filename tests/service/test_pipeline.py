@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 from newsmon.shared.kafka import ensure_topics, header
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.pipeline import Output, Processor, Record
@@ -139,3 +141,52 @@ async def test_a_fenced_producer_is_replaced_and_nothing_is_lost(kafka_settings:
         stop.set()
         await asyncio.wait_for(task, timeout=30)
     assert sorted(r.value for r in out) == [b"A1", b"A2", b"B1", b"B2"]
+
+
+@pytest.mark.parametrize("transactions", [True, False], ids=["transactional", "at-least-once"])
+async def test_a_producer_whose_sender_died_is_replaced(
+    kafka_settings: Settings, transactions: bool
+) -> None:
+    """aiokafka's sender task ends for good on an error it does not expect ("Unexpected error
+    during batch delivery"): a transactional producer is then in FATAL_ERROR (begin_transaction
+    fails an assertion), an idempotent one never sends again. The processor must notice, start
+    a fresh producer and go on, not die or time out for ever."""
+    settings = kafka_settings.with_overrides(kafka_transactions=transactions)
+    topics = settings.topics
+    await ensure_topics(settings)
+    bootstrap = settings.kafka_bootstrap or ""
+    stop = asyncio.Event()
+    processor = Processor(
+        settings=settings,
+        service="sender-died",
+        source_topic=topics.articles,
+        transform=upper_or_refuse(topics.classified),
+        metrics=Metrics(),
+        stop=stop,
+    )
+    task = asyncio.create_task(processor.run())
+    try:
+        await _produce(bootstrap, topics.articles, [b"a1"])
+        await read_topic(bootstrap, topics.classified, until=lambda rs: len(rs) >= 1, timeout_s=60)
+        producer = processor._producer
+        assert producer is not None
+        # The sender routine ends with an error; then what Sender._fail_all does.
+        sender_task = producer._sender.sender_task
+        sender_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender_task
+        died = KafkaError("Unexpected error during batch delivery")
+        producer._message_accumulator.fail_all(died)
+        txn = producer._txn_manager
+        if txn is not None and txn.transactional_id is not None:
+            txn.fatal_error(died)
+            txn._transaction_waiter.exception()  # retrieved: no "never retrieved" noise
+        await _produce(bootstrap, topics.articles, [b"b1", b"b2"])
+        out = await read_topic(
+            bootstrap, topics.classified, until=lambda rs: len(rs) >= 3, timeout_s=25, settle_s=1.0
+        )
+        assert not task.done(), task
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=40)
+    assert sorted(r.value for r in out) == [b"A1", b"B1", b"B2"]
