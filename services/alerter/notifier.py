@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import IllegalStateError, KafkaError
 from newsmon.shared.kafka import dlq_headers, make_consumer, make_producer
 from newsmon.shared.messages import Alert, MessageDecodeError, decode, utc_now
 from newsmon.shared.metrics import Metrics
@@ -85,6 +86,9 @@ class Notifier:
         self.producer = producer
         self.stop = stop
         self.delivered: set[str] = set()
+        # Delivered (Slack said 2xx) but the marker is not acknowledged yet: written again
+        # before the alert's offset is committed.
+        self._unmarked: dict[str, bytes] = {}
         self.state_topic = notifier_state_topic(settings)
         self.group = f"{settings.topic_prefix}-notifier"
         self._pause_s = 1.0
@@ -102,8 +106,15 @@ class Notifier:
             await observe_lag(self.metrics, SERVICE, self.group, self.consumer)
             for tp, records in batch.items():
                 for record in records:
+                    if tp not in self.consumer.assignment():
+                        break  # revoked by a rebalance meanwhile: its new owner reads these
                     self.metrics.items_in.labels(SERVICE, topic).inc()
-                    if not await self.handle(tp, record):
+                    try:
+                        handled = await self.handle(tp, record)
+                    except KafkaError as exc:  # broker away, or a rebalance refused the commit
+                        await self._kafka_failed(tp, record, exc)
+                        handled = False
+                    if not handled:
                         break  # the rest of this partition is re-read after the rewind
 
     async def handle(self, tp: TopicPartition, record: Record) -> bool:
@@ -131,6 +142,9 @@ class Notifier:
         self, tp: TopicPartition, record: Record, alert: Alert, label: str, webhook: WebhookUrl
     ) -> bool:
         key = delivery_key(alert, label)
+        if key in self._unmarked:
+            await self._write_marker(key)
+            return True
         if key in self.delivered:
             self.metrics.slack_skipped.labels("already_delivered").inc()
             return True
@@ -169,10 +183,15 @@ class Notifier:
             "outcome": outcome,
             "at": utc_now().isoformat(),
         }
-        await self.producer.send_and_wait(
-            self.state_topic, json.dumps(marker).encode(), key=key.encode()
-        )
+        # Remembered here first: if the marker is not acknowledged (broker away), the retry
+        # of this alert writes it again instead of posting to Slack a second time.
         self.delivered.add(key)
+        self._unmarked[key] = json.dumps(marker).encode()
+        await self._write_marker(key)
+
+    async def _write_marker(self, key: str) -> None:
+        await self.producer.send_and_wait(self.state_topic, self._unmarked[key], key=key.encode())
+        del self._unmarked[key]
 
     async def _commit(self, tp: TopicPartition, record: Record) -> None:
         await self.consumer.commit({tp: record.offset + 1})
@@ -199,7 +218,23 @@ class Notifier:
             error,
             extra={"offset": record.offset},
         )
-        self.consumer.seek(tp, record.offset)
+        await self._replay_later(tp, record)
+
+    async def _kafka_failed(self, tp: TopicPartition, record: Record, error: KafkaError) -> None:
+        self.metrics.errors.labels(SERVICE, "kafka").inc()
+        log.warning(
+            "Kafka call failed, alert kept for later (retry in %.0fs): %s",
+            self._pause_s,
+            error,
+            extra={"offset": record.offset, "partition": record.partition},
+        )
+        await self._replay_later(tp, record)
+
+    async def _replay_later(self, tp: TopicPartition, record: Record) -> None:
+        # A partition revoked meanwhile is left alone: its new owner starts from the
+        # committed offset, which this alert never moved past.
+        with contextlib.suppress(IllegalStateError):
+            self.consumer.seek(tp, record.offset)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stop.wait(), timeout=self._pause_s)
         self._pause_s = min(self._pause_s * 2, 60.0)
