@@ -64,6 +64,7 @@ class StoryGroups:
         self.pending: dict[str, StoryState] = {}
         self._published: Counter[str] = Counter()
         self._updates = 0
+        self._latencies: list[tuple[str, float]] = []  # (since, seconds) of staged alerts
 
     async def load(self) -> None:
         topic = state_topic(self.settings)
@@ -81,16 +82,24 @@ class StoryGroups:
         self.metrics.alert_stories.set(len(self.book))
         log.info("rebuilt %d stories from %s", len(self.book), topic)
 
-    def stage(self, story: StoryState, topics: Sequence[str]) -> None:
+    def stage(
+        self,
+        story: StoryState,
+        topics: Sequence[str],
+        latencies: Sequence[tuple[str, float]] = (),
+    ) -> None:
         self.pending[story.story_id] = story
         self._published.update(topics)
         self._updates += story.revision > 1
+        self._latencies.extend(latencies)
 
     def committed(self) -> None:
         self.book.apply(self.pending.values())
         for topic, count in self._published.items():
             self.metrics.alerts_published.labels(topic).inc(count)
         self.metrics.alert_updates.inc(self._updates)
+        for since, seconds in self._latencies:
+            self.metrics.e2e_seconds.labels(since).observe(seconds)
         self.metrics.alert_stories.set(len(self.book))
         self.aborted()
 
@@ -98,6 +107,7 @@ class StoryGroups:
         self.pending = {}
         self._published = Counter()
         self._updates = 0
+        self._latencies = []
 
 
 class AlertTransform:
@@ -145,12 +155,10 @@ class AlertTransform:
         ]
         outputs = [Output(topic, key, value, headers) for topic in topics]
         outputs.append(Output(self.state_topic, key, story_to_json(story)))
-        self.metrics.e2e_seconds.labels("fetched").observe(
-            (alert.alerted - alert.fetched).total_seconds()
-        )
+        latencies = [("fetched", (alert.alerted - alert.fetched).total_seconds())]
         if alert.published is not None:
-            self.metrics.e2e_seconds.labels("published").observe(
-                max((alert.alerted - alert.published).total_seconds(), 0.0)
+            latencies.append(
+                ("published", max((alert.alerted - alert.published).total_seconds(), 0.0))
             )
         log.info(
             "alert %s r%d: %s",
@@ -164,7 +172,8 @@ class AlertTransform:
                 "topics": topics,
             },
         )
-        self.groups.stage(story, topics)  # last: nothing above may leave a half-staged story
+        # Last: nothing above may leave a half-staged story.
+        self.groups.stage(story, topics, latencies)
         return outputs
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Sequence
 
 from newsmon.shared.messages import Article, Classified, decode, encode, utc_now
@@ -13,9 +14,38 @@ from newsmon.shared.settings import Settings
 
 from .engine import Classifier
 
-__all__ = ["ClassifyTransform", "run"]
+__all__ = ["ClassifyTransform", "VerdictCounts", "run"]
 
 log = logging.getLogger("newsmon.classifier")
+
+
+class VerdictCounts:
+    """Verdict metrics of the batch in flight (a `BatchState`), counted once it committed: a
+    batch replayed after a failed publish is transformed again and must not count twice."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self._verdicts: Counter[str] = Counter()
+        self._categories: Counter[str] = Counter()
+
+    async def load(self) -> None:
+        return None
+
+    def stage(self, match: bool, categories: Sequence[str]) -> None:
+        self._verdicts[str(match).lower()] += 1
+        if match:
+            self._categories.update(categories)
+
+    def committed(self) -> None:
+        for match, count in self._verdicts.items():
+            self.metrics.verdicts.labels(match).inc(count)
+        for category, count in self._categories.items():
+            self.metrics.verdict_categories.labels(category).inc(count)
+        self.aborted()
+
+    def aborted(self) -> None:
+        self._verdicts = Counter()
+        self._categories = Counter()
 
 
 class ClassifyTransform:
@@ -23,6 +53,7 @@ class ClassifyTransform:
         self.topic = settings.topics.classified
         self.metrics = metrics
         self.classifier = classifier
+        self.counts = VerdictCounts(metrics)
 
     def __call__(self, record: Record) -> Sequence[Output]:
         article = decode(Article, record.value)
@@ -38,10 +69,6 @@ class ClassifyTransform:
             classifier_version=verdict.version,
             classified=utc_now(),
         )
-        self.metrics.verdicts.labels(str(verdict.match).lower()).inc()
-        if verdict.match:
-            for category in verdict.categories:
-                self.metrics.verdict_categories.labels(category).inc()
         log.log(
             logging.INFO if verdict.match else logging.DEBUG,
             "%s %.2f: %s",
@@ -50,17 +77,21 @@ class ClassifyTransform:
             article.title,
             extra={"article_id": article.id, "categories": list(verdict.categories)},
         )
-        return (Output(self.topic, article.id.encode(), encode(classified)),)
+        output = Output(self.topic, article.id.encode(), encode(classified))
+        self.counts.stage(verdict.match, verdict.categories)  # last: nothing above may raise
+        return (output,)
 
 
 async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None:
     classifier = Classifier.default(threshold=settings.classifier_threshold)
+    transform = ClassifyTransform(settings, metrics, classifier)
     processor = Processor(
         settings=settings,
         service="classifier",
         source_topic=settings.topics.articles,
-        transform=ClassifyTransform(settings, metrics, classifier),
+        transform=transform,
         metrics=metrics,
         stop=stop,
+        state=transform.counts,
     )
     await processor.run()

@@ -1,0 +1,59 @@
+"""Metrics of a consume-transform-produce batch count what was committed: a batch replayed
+after a failed publish (its transform runs again) is not counted twice."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from newsmon.alerter.app import AlertTransform, StoryGroups
+from newsmon.classifier.app import ClassifyTransform
+from newsmon.classifier.engine import Classifier
+from newsmon.shared.messages import encode
+from newsmon.shared.metrics import Metrics
+from newsmon.shared.settings import Settings
+
+from tests.unit.test_alerts import classified
+
+SETTINGS = Settings(kafka_bootstrap="127.0.0.1:1", topic_prefix="t", instance_id="x")
+
+
+def _record(value: bytes) -> Any:
+    return SimpleNamespace(topic="in", partition=0, offset=0, key=b"a1", value=value)
+
+
+def test_classifier_verdicts_are_counted_once_committed() -> None:
+    metrics = Metrics()
+    transform = ClassifyTransform(SETTINGS, metrics, Classifier.default())
+    record = _record(encode(classified().article))
+    verdicts = {"match": "true"}
+
+    transform(record)
+    assert metrics.registry.get_sample_value("newsmon_classifier_verdicts_total", verdicts) in (
+        None,
+        0.0,
+    ), "not before the batch is committed"
+    transform.counts.aborted()  # publish failed: the batch is replayed
+    transform(record)
+    transform.counts.committed()
+    assert metrics.registry.get_sample_value("newsmon_classifier_verdicts_total", verdicts) == 1
+    assert (
+        metrics.registry.get_sample_value(
+            "newsmon_classifier_category_matches_total", {"category": "troops"}
+        )
+        == 1
+    )
+
+
+def test_alert_latency_is_observed_once_committed() -> None:
+    metrics = Metrics()
+    groups = StoryGroups(SETTINGS, metrics)
+    transform = AlertTransform(SETTINGS, metrics, groups, routes=())
+    record = _record(encode(classified()))
+    fetched = {"since": "fetched"}
+
+    transform(record)
+    groups.aborted()
+    transform(record)
+    groups.committed()
+    assert metrics.registry.get_sample_value("newsmon_alert_latency_seconds_count", fetched) == 1
