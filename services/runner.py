@@ -84,13 +84,25 @@ async def serve(
     settings = settings.with_overrides(kafka_bootstrap=local_bootstrap(settings))
     metrics = metrics or Metrics(version=__version__)
     consumers = _consumer_services(names)
-    ops = serve_ops(
-        metrics,
-        settings.metrics_host,
-        settings.metrics_port_for(process_name),
-        is_ready=lambda: not metrics.health.problems(consumers),
-        detail=lambda: "; ".join(metrics.health.problems(consumers)),
-    )
+    try:
+        ops = serve_ops(
+            metrics,
+            settings.metrics_host,
+            settings.metrics_port_for(process_name),
+            is_ready=lambda: not metrics.health.problems(consumers),
+            detail=lambda: "; ".join(metrics.health.problems(consumers)),
+        )
+    except OSError as exc:
+        port = settings.metrics_port_for(process_name)
+        log.error(
+            "cannot serve /metrics on %s:%d: %s (set NEWSMON_METRICS_PORT)",
+            settings.metrics_host,
+            port,
+            exc.strerror or exc,
+        )
+        if broker is not None:
+            await asyncio.to_thread(broker.stop)
+        return 2
     log.info("metrics on http://%s:%d/metrics", settings.metrics_host, ops.port)
     if on_ops_started is not None:
         on_ops_started(ops.port)

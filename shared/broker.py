@@ -95,10 +95,24 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def first_server(bootstrap: str, default_port: int = 9092) -> tuple[str, int]:
+    """Host and port of the first `host:port` in a bootstrap list (`[v6]:port` and a bare host,
+    which takes Kafka's default port, included)."""
+    server = bootstrap.split(",")[0].strip()
+    if server.startswith("["):
+        host, _, rest = server[1:].partition("]")
+        port = rest.removeprefix(":")
+    else:
+        host, sep, port = server.rpartition(":")
+        if not sep:
+            host, port = server, ""
+    return host, int(port) if port.isascii() and port.isdigit() else default_port
+
+
 def _port_open(bootstrap: str) -> bool:
-    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    host, port = first_server(bootstrap)
     try:
-        with socket.create_connection((host, int(port)), timeout=1.0):
+        with socket.create_connection((host, port), timeout=1.0):
             return True
     except OSError:
         return False

@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import (
     IllegalStateError,
     KafkaError,
+    MessageSizeTooLargeError,
     OutOfOrderSequenceNumber,
     ProducerFenced,
     UnknownProducerId,
@@ -288,26 +289,45 @@ class Processor:
         offsets = _next_offsets(records)
         if self.settings.kafka_transactions:
             async with producer.transaction():
-                await self._send_all(producer, results)
+                sent = await self._send_all(producer, results)
                 await producer.send_offsets_to_transaction(
                     {tp: OffsetAndMetadata(o, "") for tp, o in offsets.items()}, self.group_id
                 )
         else:
-            await self._send_all(producer, results)
+            sent = await self._send_all(producer, results)
             await consumer.commit(offsets)
-        self._count(results)
+        self._count(sent)
 
-    async def _send_all(self, producer: AIOKafkaProducer, results: Sequence[_Result]) -> None:
+    async def _send_all(
+        self, producer: AIOKafkaProducer, results: Sequence[_Result]
+    ) -> list[_Result]:
+        """Send every output and dead letter; returns the results as sent (a record whose
+        output is too large for the producer became a dead letter)."""
         pending: list[asyncio.Future[Any]] = []
+        sent: list[_Result] = []
         for result in results:
+            if result.error is None:
+                try:
+                    pending.extend(await self._send_outputs(producer, result.outputs))
+                except MessageSizeTooLargeError as exc:
+                    # A bad record must not stall its partition: the size check is the
+                    # client's, before anything is queued, so nothing of it was sent.
+                    result = _Result(result.record, (), exc)
             if result.error is not None:
                 pending.append(await self._dead_letter(producer, result.record, result.error))
-            for out in result.outputs:
-                pending.append(
-                    await producer.send(out.topic, out.value, key=out.key, headers=out.headers)
-                )
+            sent.append(result)
         # Every send acknowledged (acks=all) before offsets move on.
         await asyncio.gather(*pending)
+        return sent
+
+    @staticmethod
+    async def _send_outputs(
+        producer: AIOKafkaProducer, outputs: Sequence[Output]
+    ) -> list[asyncio.Future[Any]]:
+        return [
+            await producer.send(out.topic, out.value, key=out.key, headers=out.headers)
+            for out in outputs
+        ]
 
     async def _dead_letter(
         self, producer: AIOKafkaProducer, record: Record, error: Exception
@@ -325,12 +345,19 @@ class Processor:
                 "error_type": type(error).__name__,
             },
         )
-        return await producer.send(  # type: ignore[no-any-return]
-            self.settings.topics.dlq,
-            record.value,
-            key=record.key,
-            headers=dlq_headers(record, stage=self.service, error=error),
-        )
+        headers = dlq_headers(record, stage=self.service, error=error)
+        try:
+            return await producer.send(  # type: ignore[no-any-return]
+                self.settings.topics.dlq, record.value, key=record.key, headers=headers
+            )
+        except MessageSizeTooLargeError:
+            # The input itself is over our producer's limit (another producer allowed it):
+            # keep the where and why, say the value was left out and how big it was.
+            size = len(record.value or b"")
+            headers.append(("dlq_value_dropped", f"{size} bytes over the size limit".encode()))
+            return await producer.send(  # type: ignore[no-any-return]
+                self.settings.topics.dlq, None, key=record.key, headers=headers
+            )
 
     def _count(self, results: Sequence[_Result]) -> None:
         for result in results:

@@ -100,3 +100,27 @@ def test_run_alerts_then_sigterm_exits_cleanly(run_env: dict[str, str], tmp_path
         if run.poll() is None:
             run.kill()
             run.wait()
+
+
+def test_a_busy_metrics_port_is_one_clear_line(run_env: dict[str, str]) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        env = {
+            **run_env,
+            "NEWSMON_METRICS_PORT": str(busy.getsockname()[1]),
+            "NEWSMON_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+        }
+        result = subprocess.run(
+            [*NEWSMON, "classifier"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2
+    assert "cannot serve /metrics" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -11,6 +11,7 @@ from newsmon.shared.broker import (
     _alive,
     broker_ready,
     cluster_id,
+    first_server,
     free_port,
     server_properties,
 )
@@ -53,3 +54,17 @@ async def test_start_ready_stop_leaves_no_process() -> None:
 def test_cluster_ids_never_start_with_a_dash() -> None:
     draws = iter([b"\xfb" + bytes(15), bytes(16)])  # the first encodes to "-w..."
     assert cluster_id(lambda: next(draws)) == "AAAAAAAAAAAAAAAAAAAAAA"
+
+
+@pytest.mark.parametrize(
+    ("bootstrap", "expected"),
+    [
+        ("127.0.0.1:19092", ("127.0.0.1", 19092)),
+        ("kafka-1:9093,kafka-2:9093", ("kafka-1", 9093)),
+        ("kafka-1", ("kafka-1", 9092)),
+        ("[::1]:9094", ("::1", 9094)),
+        ("[::1]", ("::1", 9092)),
+    ],
+)
+def test_first_server_of_a_bootstrap_list(bootstrap: str, expected: tuple[str, int]) -> None:
+    assert first_server(bootstrap) == expected

@@ -190,3 +190,47 @@ async def test_a_producer_whose_sender_died_is_replaced(
         stop.set()
         await asyncio.wait_for(task, timeout=40)
     assert sorted(r.value for r in out) == [b"A1", b"B1", b"B2"]
+
+
+async def test_an_output_too_large_for_kafka_is_dead_lettered_not_retried_forever(
+    kafka_settings: Settings,
+) -> None:
+    settings = kafka_settings.with_overrides(kafka_transactions=True)
+    topics = settings.topics
+    await ensure_topics(settings)
+    bootstrap = settings.kafka_bootstrap or ""
+
+    def inflate_one(record: Record) -> Sequence[Output]:
+        # 2 MB is over the producer's 1 MiB max_request_size (aiokafka's default).
+        value = b"x" * 2_000_000 if record.value == b"huge" else record.value.upper()
+        return (Output(topics.classified, record.key, value),)
+
+    await _produce(bootstrap, topics.articles, [b"one", b"huge", b"two"])
+    metrics = Metrics()
+    stop = asyncio.Event()
+    processor = Processor(
+        settings=settings,
+        service="big",
+        source_topic=topics.articles,
+        transform=inflate_one,
+        metrics=metrics,
+        stop=stop,
+    )
+    task = asyncio.create_task(processor.run())
+    try:
+        out = await read_topic(
+            bootstrap, topics.classified, until=lambda rs: len(rs) >= 2, timeout_s=60, settle_s=1.0
+        )
+        dead = await read_topic(bootstrap, topics.dlq, until=lambda rs: len(rs) >= 1, timeout_s=30)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+    assert sorted(r.value for r in out) == [b"ONE", b"TWO"]
+    assert [r.value for r in dead] == [b"huge"]
+    assert header(dead[0], "dlq_error_type") == "MessageSizeTooLargeError"
+    assert (
+        metrics.registry.get_sample_value(
+            "newsmon_dlq_messages_total", {"service": "big", "reason": "MessageSizeTooLargeError"}
+        )
+        == 1
+    )
