@@ -422,6 +422,9 @@ class WebSub:
             blocked = "refused to connect to" in str(exc)
             outcome = "blocked" if blocked else "failed"
             detail = f"{type(exc).__name__}: {exc}"
+        except (httpx.InvalidURL, ValueError) as exc:
+            # A hub or Location URL that is not a URL: the feed's fault, retried like a failure.
+            detail = f"bad hub URL: {exc}"
         self.metrics.websub_requests.labels(outcome).inc()
         if outcome == "accepted":
             log.info(

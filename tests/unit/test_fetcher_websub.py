@@ -324,3 +324,17 @@ async def test_polling_falls_back_to_the_max_interval_while_a_subscription_is_ac
     after = await fetcher.poll_once(feed, state)
     assert after <= 1.1 * 300
     await client.aclose()
+
+
+async def test_a_malformed_hub_url_is_a_counted_failure_not_a_dead_task() -> None:
+    metrics, clock = Metrics(), FakeClock()
+    websub = _websub(metrics, clock)
+    sub = websub.subscriptions.want("f1", "hub-without-scheme", TOPIC, clock())
+    assert sub is not None
+    await websub._subscribe(sub)
+    assert (
+        metrics.registry.get_sample_value(
+            "newsmon_websub_subscribe_requests_total", {"outcome": "failed"}
+        )
+        == 1
+    )
