@@ -17,6 +17,7 @@ and the reason, is counted by kind, and backs off; a feed is never given up on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import random
@@ -373,15 +374,37 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
+async def _load_state(
+    settings: Settings, stop: asyncio.Event
+) -> tuple[dict[str, FeedState], SeenIds] | None:
+    """Feed states and the dedup memory, waiting out a broker that is down or restarting
+    (one line per attempt) instead of failing the service. None: stopped while waiting."""
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            await ensure_state_topic(settings)
+            states = await load_states(settings)
+            # Article ids and URL keys: two entries per article.
+            return states, await load_seen_ids(settings, settings.dedupe_capacity * 2)
+        except KafkaError as exc:
+            log.warning(
+                "cannot read the fetcher's state from Kafka yet (%s); retrying in %.0fs", exc, delay
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+        delay = min(delay * 2, 30.0)
+    return None
+
+
 async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None:
     feeds = [f for f in load_feeds(settings.feeds_file) if f.enabled]
     log.info("polling %d feeds from %s", len(feeds), settings.feeds_file)
     if not feeds:
         log.warning("no enabled feeds in %s: the fetcher idles", settings.feeds_file)
-    await ensure_state_topic(settings)
-    states = await load_states(settings)
-    # Article ids and URL keys: two entries per article.
-    seen = await load_seen_ids(settings, settings.dedupe_capacity * 2)
+    loaded = await _load_state(settings, stop)
+    if loaded is None:
+        return
+    states, seen = loaded
     producer = make_producer(settings, client_id=f"newsmon-fetcher.{settings.instance_id}")
     await producer.start()
     parser = FeedParser(settings.fetch_parse_workers)
