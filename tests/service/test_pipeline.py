@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from newsmon.shared.kafka import ensure_topics, header
 from newsmon.shared.metrics import Metrics
-from newsmon.shared.pipeline import Output, Processor, Record
+from newsmon.shared.pipeline import Output, Processor, Record, Transform
 from newsmon.shared.settings import Settings
 
 from tests.support.kafka_read import read_topic
@@ -52,6 +52,29 @@ async def _committed_total(settings: Settings, topic: str, group: str) -> int:
         await consumer.stop()
 
 
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings, service: str, transform: Transform, metrics: Metrics | None = None
+) -> AsyncIterator[Processor]:
+    """A Processor running as a task on `settings`' topics; stopped and awaited on exit."""
+    stop = asyncio.Event()
+    processor = Processor(
+        settings=settings,
+        service=service,
+        source_topic=settings.topics.articles,
+        transform=transform,
+        metrics=metrics or Metrics(),
+        stop=stop,
+    )
+    task = asyncio.create_task(processor.run())
+    try:
+        yield processor
+        assert not task.done(), task
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=40)
+
+
 @pytest.mark.parametrize("transactions", [True, False], ids=["transactional", "at-least-once"])
 async def test_outputs_dead_letters_and_offsets(
     kafka_settings: Settings, transactions: bool
@@ -63,25 +86,11 @@ async def test_outputs_dead_letters_and_offsets(
     await _produce(bootstrap, topics.articles, [b"one", b"poison", b"two", b"three"])
 
     metrics = Metrics()
-    stop = asyncio.Event()
-    processor = Processor(
-        settings=settings,
-        service="test",
-        source_topic=topics.articles,
-        transform=upper_or_refuse(topics.classified),
-        metrics=metrics,
-        stop=stop,
-    )
-    task = asyncio.create_task(processor.run())
-    try:
+    async with running(settings, "test", upper_or_refuse(topics.classified), metrics) as processor:
         out = await read_topic(
             bootstrap, topics.classified, until=lambda rs: len(rs) >= 3, timeout_s=60, settle_s=1.0
         )
         dead = await read_topic(bootstrap, topics.dlq, until=lambda rs: len(rs) >= 1, timeout_s=30)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
-
     assert sorted(r.value for r in out) == [b"ONE", b"THREE", b"TWO"]
     assert len(dead) == 1
     assert dead[0].value == b"poison", "a dead letter keeps the original bytes"
@@ -113,17 +122,7 @@ async def test_a_fenced_producer_is_replaced_and_nothing_is_lost(kafka_settings:
     topics = settings.topics
     await ensure_topics(settings)
     bootstrap = settings.kafka_bootstrap or ""
-    stop = asyncio.Event()
-    processor = Processor(
-        settings=settings,
-        service="fenced",
-        source_topic=topics.articles,
-        transform=upper_or_refuse(topics.classified),
-        metrics=Metrics(),
-        stop=stop,
-    )
-    task = asyncio.create_task(processor.run())
-    try:
+    async with running(settings, "fenced", upper_or_refuse(topics.classified)) as processor:
         await _produce(bootstrap, topics.articles, [b"a1", b"a2"])
         await read_topic(bootstrap, topics.classified, until=lambda rs: len(rs) >= 2, timeout_s=60)
         intruder = AIOKafkaProducer(
@@ -137,9 +136,6 @@ async def test_a_fenced_producer_is_replaced_and_nothing_is_lost(kafka_settings:
         out = await read_topic(
             bootstrap, topics.classified, until=lambda rs: len(rs) >= 4, timeout_s=90, settle_s=1.0
         )
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
     assert sorted(r.value for r in out) == [b"A1", b"A2", b"B1", b"B2"]
 
 
@@ -155,17 +151,7 @@ async def test_a_producer_whose_sender_died_is_replaced(
     topics = settings.topics
     await ensure_topics(settings)
     bootstrap = settings.kafka_bootstrap or ""
-    stop = asyncio.Event()
-    processor = Processor(
-        settings=settings,
-        service="sender-died",
-        source_topic=topics.articles,
-        transform=upper_or_refuse(topics.classified),
-        metrics=Metrics(),
-        stop=stop,
-    )
-    task = asyncio.create_task(processor.run())
-    try:
+    async with running(settings, "sender-died", upper_or_refuse(topics.classified)) as processor:
         await _produce(bootstrap, topics.articles, [b"a1"])
         await read_topic(bootstrap, topics.classified, until=lambda rs: len(rs) >= 1, timeout_s=60)
         producer = processor._producer
@@ -185,10 +171,6 @@ async def test_a_producer_whose_sender_died_is_replaced(
         out = await read_topic(
             bootstrap, topics.classified, until=lambda rs: len(rs) >= 3, timeout_s=25, settle_s=1.0
         )
-        assert not task.done(), task
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=40)
     assert sorted(r.value for r in out) == [b"A1", b"B1", b"B2"]
 
 
@@ -207,24 +189,11 @@ async def test_an_output_too_large_for_kafka_is_dead_lettered_not_retried_foreve
 
     await _produce(bootstrap, topics.articles, [b"one", b"huge", b"two"])
     metrics = Metrics()
-    stop = asyncio.Event()
-    processor = Processor(
-        settings=settings,
-        service="big",
-        source_topic=topics.articles,
-        transform=inflate_one,
-        metrics=metrics,
-        stop=stop,
-    )
-    task = asyncio.create_task(processor.run())
-    try:
+    async with running(settings, "big", inflate_one, metrics):
         out = await read_topic(
             bootstrap, topics.classified, until=lambda rs: len(rs) >= 2, timeout_s=60, settle_s=1.0
         )
         dead = await read_topic(bootstrap, topics.dlq, until=lambda rs: len(rs) >= 1, timeout_s=30)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
     assert sorted(r.value for r in out) == [b"ONE", b"TWO"]
     assert [r.value for r in dead] == [b"huge"]
     assert header(dead[0], "dlq_error_type") == "MessageSizeTooLargeError"
