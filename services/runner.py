@@ -12,7 +12,7 @@ from typing import Any
 from newsmon import __version__
 from newsmon.shared.broker import LocalKafka, broker_ready
 from newsmon.shared.kafka import ensure_topics
-from newsmon.shared.lifecycle import install_stop_signals, run_until_stopped
+from newsmon.shared.lifecycle import install_stop_signals, run_until_stopped, sleep_or_stop
 from newsmon.shared.metrics import Metrics, serve_ops
 from newsmon.shared.settings import Settings
 
@@ -140,8 +140,7 @@ async def _probe_broker(settings: Settings, metrics: Metrics, stop: asyncio.Even
     bootstrap = local_bootstrap(settings)
     while not stop.is_set():
         metrics.set_broker_reachable(await broker_ready(bootstrap, timeout_s=3.0))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=5.0)
+        await sleep_or_stop(stop, 5.0)
 
 
 def _bind(
@@ -158,7 +157,6 @@ async def _wait_for_broker(settings: Settings, stop: asyncio.Event) -> None:
         if not warned:
             log.warning("Kafka at %s does not answer yet; waiting for it", settings.kafka_bootstrap)
             warned = True
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=2.0)
+        await sleep_or_stop(stop, 2.0)
     if warned and not stop.is_set():
         log.info("Kafka answered after %.0fs", time.monotonic() - started)

@@ -11,9 +11,15 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["install_stop_signals", "run_until_stopped"]
+__all__ = ["install_stop_signals", "run_until_stopped", "sleep_or_stop"]
 
 log = logging.getLogger("newsmon")
+
+
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    """Wait `seconds`, or less if `stop` is set meanwhile (a pause SIGTERM can cut short)."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:

@@ -33,6 +33,7 @@ from aiokafka.errors import (
 from aiokafka.structs import OffsetAndMetadata
 
 from .kafka import Headers, dlq_headers, make_consumer, make_producer
+from .lifecycle import sleep_or_stop
 from .metrics import Metrics
 from .settings import Settings
 
@@ -388,6 +389,5 @@ class Processor:
     async def _pause(self) -> None:
         """The retry pause (capped exponential), cut short by `stop`: a SIGTERM during a
         broker outage drains at once instead of outliving the shutdown budget."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop.wait(), timeout=self._retry_delay_s)
+        await sleep_or_stop(self.stop, self._retry_delay_s)
         self._retry_delay_s = min(self._retry_delay_s * 2, 30.0)

@@ -28,6 +28,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 from newsmon.shared.kafka import dlq_headers, make_consumer, make_producer
+from newsmon.shared.lifecycle import sleep_or_stop
 from newsmon.shared.messages import Alert, MessageDecodeError, decode, utc_now
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.pipeline import Record, observe_lag
@@ -235,8 +236,7 @@ class Notifier:
         # committed offset, which this alert never moved past.
         with contextlib.suppress(IllegalStateError):
             self.consumer.seek(tp, record.offset)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop.wait(), timeout=self._pause_s)
+        await sleep_or_stop(self.stop, self._pause_s)
         self._pause_s = min(self._pause_s * 2, 60.0)
 
 

@@ -17,7 +17,6 @@ and the reason, is counted by kind, and backs off; a feed is never given up on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import random
@@ -29,6 +28,7 @@ from typing import Protocol
 import httpx
 from aiokafka.errors import KafkaError
 from newsmon.shared.kafka import make_producer
+from newsmon.shared.lifecycle import sleep_or_stop
 from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
@@ -390,8 +390,7 @@ async def _load_state(
             log.warning(
                 "cannot read the fetcher's state from Kafka yet (%s); retrying in %.0fs", exc, delay
             )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=delay)
+        await sleep_or_stop(stop, delay)
         delay = min(delay * 2, 30.0)
     return None
 
