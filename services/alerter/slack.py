@@ -133,11 +133,14 @@ _URL_SAFE_CHARS: Final = "!#$%&'()*+,/:;=?@[]~"
 # The WHATWG URL parser drops ASCII tab and newlines anywhere in a URL; we do the same before
 # deciding on the scheme, so "java\tscript:" is read as the browser would read it.
 _URL_DROPPED: Final = str.maketrans("", "", "\t\n\r")
+# It also strips leading and trailing "C0 control or space" (U+0000..U+0020), and so does
+# urllib.parse.urlsplit: strip them too, so the URL we encode is the one whose scheme we checked.
+_C0_CONTROL_OR_SPACE: Final = "".join(map(chr, range(0x21)))
 
 
 def safe_link_url(url: str) -> str | None:
     """The URL ready for `<url|text>` (http/https only, encoded, escaped), or None if unsafe."""
-    cleaned = url.translate(_URL_DROPPED).strip()
+    cleaned = url.translate(_URL_DROPPED).strip(_C0_CONTROL_OR_SPACE)
     try:
         parts = urlsplit(cleaned)
         host = parts.hostname

@@ -69,6 +69,7 @@ def _strings(value: Any) -> Iterator[str]:
 
 
 _HEADLINE_LINK = re.compile(r"\*<(https?://[^|<>\s]+)\|([^<>]*)>\*", re.IGNORECASE)
+_C0_OR_SPACE = "".join(map(chr, range(0x21)))
 _ENTITY = re.compile(r"&(?!amp;|lt;|gt;)")
 
 
@@ -84,7 +85,9 @@ def _assert_only_our_link(alert: Alert) -> None:
             match = _HEADLINE_LINK.fullmatch(s)
             assert match, s
             # The whole article URL is inside the link target: nothing ended it early.
-            original = alert.url.translate({9: None, 10: None, 13: None}).strip()
+            # (The URL as a browser reads it: tab/CR/LF dropped, C0 controls and space stripped
+            # at both ends, per the WHATWG URL standard.)
+            original = alert.url.translate({9: None, 10: None, 13: None}).strip(_C0_OR_SPACE)
             assert unquote(match.group(1).replace("&amp;", "&")) == unquote(original)
         for mention in ("<!", "<@", "<#"):
             assert mention not in s

@@ -57,6 +57,8 @@ def test_escape_mrkdwn(raw: str, escaped: str) -> None:
         ("HTTPS://example.com/ü", "HTTPS://example.com/%C3%BC"),
         ("https://example.com/%7C", "https://example.com/%7C"),  # existing escapes survive
         ("  https://example.com/\n ", "https://example.com/"),
+        # Leading C0 controls: urlsplit ignores them, so the link must not keep them either.
+        ("\x00http://example.com/<!channel>", "http://example.com/%3C!channel%3E"),
     ],
 )
 def test_safe_link_url_encodes_what_could_break_the_link(url: str, link: str) -> None:
