@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,7 +40,7 @@ from typing import Any, Self
 
 from newsmon.shared.messages import Alert, AlertSource, Evidence, Term
 
-__all__ = ["ReplySpec", "SlackStub", "StubReply", "StubRequest", "sample_alert"]
+__all__ = ["Answered", "ReplySpec", "SlackStub", "StubReply", "StubRequest", "sample_alert"]
 
 _CONTROL_PREFIX = "/_stub/"
 _MAX_HEADER_LINES = 100
@@ -124,6 +125,15 @@ class StubRequest:
         return self.body.decode("utf-8", errors="replace")
 
 
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """A webhook POST with the status it got and when it arrived (time.monotonic())."""
+
+    at: float
+    request: StubRequest
+    status: int
+
+
 class _BadRequestError(Exception):
     pass
 
@@ -204,6 +214,7 @@ class SlackStub:
         self._closing = asyncio.Event()
         self._arrived = asyncio.Condition()
         self.requests: list[StubRequest] = []
+        self.answered: list[Answered] = []  # every webhook POST with its status (not hangs)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -254,6 +265,12 @@ class SlackStub:
     def reset(self) -> None:
         self._script.clear()
         self.requests.clear()
+        self.answered.clear()
+
+    def set_default(self, reply: ReplySpec) -> None:
+        """Change the answer given once the script is used up (an outage that lasts until
+        the test ends it, rather than a counted number of failures)."""
+        self._default = StubReply.parse(reply)
 
     @property
     def bodies(self) -> list[Any]:
@@ -305,6 +322,7 @@ class SlackStub:
             if reply.hang:
                 await self._hang(reader)
                 return False
+            self.answered.append(Answered(time.monotonic(), request, reply.status))
         close = request.headers.get("connection", "").lower() == "close"
         writer.write(_response(reply.status, reply.body.encode("utf-8"), reply.headers, close))
         await writer.drain()

@@ -1,0 +1,147 @@
+"""Faults of the services and of Slack, on the session's broker: kill -9 of each service and a
+restart, Slack failing (500, then 429 with Retry-After) and recovering, poison on each topic.
+
+One pipeline serves the whole module (starting four processes is the slow part); each test
+is one phase with its own batch of items, so its counts are its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from itertools import pairwise
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from newsmon.shared.broker import LocalKafka
+
+from tests.faults.conftest import pipeline
+from tests.faults.harness import SERVICES, Pipeline, assert_clean, run_phase
+from tests.support.kafka_read import read_topic
+from tests.support.slack_stub import StubReply
+
+pytestmark = pytest.mark.kafka
+
+DOWN_S = 3.0  # a killed service stays down this long before its restart
+
+
+@pytest.fixture(scope="module")
+async def pipe(
+    kafka_broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Pipeline]:
+    work = tmp_path_factory.mktemp("service-faults")
+    async with pipeline(kafka_broker.bootstrap, work, "faults") as running:
+        running.start_services()
+        yield running
+
+
+async def _no_fault() -> float:
+    return time.monotonic()
+
+
+async def test_baseline_without_fault(pipe: Pipeline) -> None:
+    """The same counts with no fault: the reference for the rows below."""
+    row = await run_phase(pipe, "none (baseline, fresh start)", _no_fault, fault_after=0)
+    assert_clean(row, pipe)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_kill_9_and_restart(pipe: Pipeline, service: str) -> None:
+    async def kill_and_restart() -> float:
+        code = await asyncio.to_thread(pipe.procs.kill, service)
+        assert code == -9
+        await asyncio.sleep(DOWN_S)
+        pipe.procs.start(service)
+        return time.monotonic()
+
+    row = await run_phase(
+        pipe, f"kill -9 {service}, restart after {DOWN_S:.0f} s", kill_and_restart
+    )
+    assert_clean(row, pipe)
+
+
+SLACK_500_S = 15.0
+SLACK_429_S = 8.0
+RETRY_AFTER_S = 3
+
+
+async def test_slack_500_then_429_then_recovery(pipe: Pipeline) -> None:
+    async def outage() -> float:
+        pipe.slack.set_default(StubReply.server_error())
+        await asyncio.sleep(SLACK_500_S)
+        pipe.slack.set_default(StubReply.rate_limited(RETRY_AFTER_S))
+        await asyncio.sleep(SLACK_429_S)
+        pipe.slack.set_default(StubReply.ok())
+        return time.monotonic()
+
+    answered_before = len(pipe.slack.answered)
+    row = await run_phase(
+        pipe,
+        f"Slack 500 for {SLACK_500_S:.0f} s, then 429 (Retry-After: {RETRY_AFTER_S}) "
+        f"for {SLACK_429_S:.0f} s",
+        outage,
+    )
+    answers = pipe.slack.answered[answered_before:]
+    statuses = Counter(a.status for a in answers)
+    gaps = [later.at - earlier.at for earlier, later in pairwise(answers) if earlier.status == 429]
+    row.note = (
+        f"{statuses[500]}×500, {statuses[429]}×429 answered; "
+        f"shortest wait after a 429: {min(gaps, default=0):.1f} s"
+    )
+    assert statuses[500], "the 500s were seen"
+    assert statuses[429], "the 429s were seen"
+    assert_clean(row, pipe)
+
+
+def _poison(sample: dict[str, Any]) -> dict[str, bytes]:
+    """The four kinds of bad record, the wrong types made from a real message of the topic."""
+    wrong_types = {k: (12345 if isinstance(v, str) else "x") for k, v in sample.items()}
+    return {
+        "invalid-json": b'{"id": "abc", "title": ',
+        "wrong-schema": json.dumps({"hello": "world", "schema": "not.ours.v9"}).encode(),
+        "wrong-types": json.dumps(wrong_types).encode(),
+        "non-utf8": b'{"title": "caf\xe9 \xff\xfe"}',
+    }
+
+
+async def _sample(pipe: Pipeline, topic: str) -> dict[str, Any]:
+    records = await read_topic(pipe.bootstrap, topic, until=lambda rs: len(rs) >= 1)
+    value: dict[str, Any] = json.loads(records[0].value)
+    return value
+
+
+async def test_poison_on_each_topic_goes_to_the_dlq(pipe: Pipeline) -> None:
+    stages = {"articles": "classifier", "classified": "alerter", "alerts": "notifier"}
+    topics = {name: f"{pipe.prefix}.{name}.v1" for name in stages}
+    samples = {name: await _sample(pipe, topic) for name, topic in topics.items()}
+
+    async def poison() -> float:
+        producer = AIOKafkaProducer(bootstrap_servers=pipe.bootstrap, acks="all")
+        await producer.start()
+        try:
+            for name, topic in topics.items():
+                for kind, value in _poison(samples[name]).items():
+                    await producer.send_and_wait(topic, value, key=f"poison-{name}-{kind}".encode())
+        finally:
+            await producer.stop()
+        return time.monotonic()
+
+    row = await run_phase(pipe, "poison ×4 kinds on articles, classified, alerts", poison)
+    dead = await read_topic(
+        pipe.bootstrap,
+        f"{pipe.prefix}.dlq.v1",
+        until=lambda rs: sum(1 for r in rs if (r.key or b"").startswith(b"poison-")) >= 12,
+        timeout_s=60,
+    )
+    by_stage = Counter(
+        (dict(r.headers)["dlq_stage"].decode(), (r.key or b"").decode().split("-")[1])
+        for r in dead
+        if (r.key or b"").startswith(b"poison-")
+    )
+    row.note = f"{sum(by_stage.values())} of 12 in the DLQ"
+    assert by_stage == Counter({(stage, name): 4 for name, stage in stages.items()})
+    assert_clean(row, pipe)
