@@ -11,7 +11,7 @@ KAFKA_LIB_STAMP := $(KAFKA_CACHE)/lib/.complete
 TYPECHECK_TREE := .cache/typecheck/newsmon
 
 .DEFAULT_GOAL := help
-.PHONY: help system-deps install kafka-jars kafka kafka-stop run test test-unit lint typecheck-tree bench clean distclean wheel-check
+.PHONY: help system-deps install kafka-jars kafka kafka-stop run test test-unit lint typecheck-tree bench clean distclean wheel-check lexicon
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -82,6 +82,11 @@ wheel-check: install ## Build the wheel and check it installs only the `newsmon`
 	$(BIN)/python -c "import sys, zipfile; names = zipfile.ZipFile(sys.argv[1]).namelist(); \
 	    bad = [n for n in names if n.split('/')[0] in ('services', 'shared')]; \
 	    print('\n'.join(bad) or 'wheel ok: only newsmon/ and metadata'); sys.exit(1 if bad else 0)" dist/*.whl
+
+# The names section of the classifier lexicon is generated from CLDR (babel); a unit test fails
+# when the committed file differs from what this writes.
+lexicon: install ## Regenerate services/classifier/lexicon_names.toml (country/city names from CLDR)
+	$(BIN)/python -m newsmon.classifier.names --write
 
 bench: install kafka-jars ## Run the benchmarks and write BENCHMARKS.md
 	$(BIN)/python -m bench

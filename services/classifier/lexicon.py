@@ -29,6 +29,7 @@ __all__ = [
     "LexiconError",
     "build_lexicon",
     "load_lexicon",
+    "packaged_texts",
     "parse_lexicon",
 ]
 
@@ -64,11 +65,12 @@ CATEGORIES: tuple[str, ...] = (
     "mask",
 )
 _GATES = frozenset({"hangul", "kana"})
-_LANG_KEY = re.compile(r"^[a-z]{2,3}(?:@(?P<gate>[a-z]+))?$")
+# "sr", "sr-Latn" (a CLDR locale with an explicit script), "ko@hangul" (a gated list).
+_LANG_KEY = re.compile(r"^[a-z]{2,3}(?:-[A-Z][a-z]{3})?(?:@(?P<gate>[a-z]+))?$")
 _HANGUL = re.compile("[\uac00-\ud7a3]")
 _KANA = re.compile("[\u3041-\u30ff]")
 _PACKAGE = "newsmon.classifier"
-_RESOURCE = "lexicon.toml"
+_RESOURCES = ("lexicon.toml", "lexicon_names.toml")  # hand-written, then generated (names.py)
 
 
 class LexiconError(ValueError):
@@ -202,7 +204,7 @@ def _entries_of(category: str, table: object) -> Iterable[tuple[Entry, str]]:
         if match is None or (gate is not None and gate not in _GATES):
             raise LexiconError(
                 f"[{category}].{lang}: language key must be an ISO 639 code, optionally "
-                f"with @hangul or @kana"
+                f"with a script (sr-Latn) and/or @hangul or @kana"
             )
         if not isinstance(terms, list):
             raise LexiconError(f"[{category}].{lang}: must be a list of strings")
@@ -214,8 +216,7 @@ def _entries_of(category: str, table: object) -> Iterable[tuple[Entry, str]]:
             yield entry, f"{where} {raw!r}"
 
 
-def parse_lexicon(text: str) -> tuple[Entry, ...]:
-    """Validate the TOML text and return merged entries, one per (folded term, category)."""
+def _load_toml(text: str) -> dict[str, Any]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -223,25 +224,39 @@ def parse_lexicon(text: str) -> tuple[Entry, ...]:
     unknown = sorted(set(data) - set(CATEGORIES) - {"meta"})
     if unknown:
         raise LexiconError(f"unknown categories {unknown}; known: {', '.join(CATEGORIES)}")
+    return data
+
+
+def parse_lexicon(text: str, *more: str) -> tuple[Entry, ...]:
+    """Validate the TOML text(s) and return merged entries, one per (folded term, category).
+
+    Several texts (the hand-written lexicon and the generated names) merge as one file would.
+    """
+    documents = [_load_toml(t) for t in (text, *more)]
     merged: dict[str, tuple[Entry, str]] = {}
-    for category in CATEGORIES:
-        for entry, where in _entries_of(category, data.get(category, {})):
-            previous = merged.get(entry.folded)
-            if previous is None:
-                merged[entry.folded] = (entry, where)
-            elif (previous[0].strict_left, previous[0].strict_right) != (
-                entry.strict_left,
-                entry.strict_right,
-            ):
-                raise LexiconError(f"{where}: also listed with other ^/$ marks ({previous[1]})")
-            elif previous[0].category != entry.category:
-                raise LexiconError(
-                    f"{where} folds to {entry.folded!r}, already in category "
-                    f"{previous[0].category!r} ({previous[1]}); a term belongs to one category"
-                )
-            else:
-                merged[entry.folded] = (_merge(previous[0], entry), previous[1])
+    for data in documents:
+        for category in CATEGORIES:
+            for entry, where in _entries_of(category, data.get(category, {})):
+                _add(merged, entry, where)
     return tuple(entry for entry, _ in merged.values())
+
+
+def _add(merged: dict[str, tuple[Entry, str]], entry: Entry, where: str) -> None:
+    previous = merged.get(entry.folded)
+    if previous is None:
+        merged[entry.folded] = (entry, where)
+    elif (previous[0].strict_left, previous[0].strict_right) != (
+        entry.strict_left,
+        entry.strict_right,
+    ):
+        raise LexiconError(f"{where}: also listed with other ^/$ marks ({previous[1]})")
+    elif previous[0].category != entry.category:
+        raise LexiconError(
+            f"{where} folds to {entry.folded!r}, already in category "
+            f"{previous[0].category!r} ({previous[1]}); a term belongs to one category"
+        )
+    else:
+        merged[entry.folded] = (_merge(previous[0], entry), previous[1])
 
 
 def _merge(a: Entry, b: Entry) -> Entry:
@@ -266,13 +281,18 @@ def _build_automaton(entries: Iterable[Entry]) -> Any:
     return automaton
 
 
-def build_lexicon(text: str) -> Lexicon:
-    entries = parse_lexicon(text)
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+def build_lexicon(text: str, *more: str) -> Lexicon:
+    entries = parse_lexicon(text, *more)
+    digest = hashlib.sha256("\0".join((text, *more)).encode("utf-8")).hexdigest()[:8]
     return Lexicon(version=f"lex-{digest}", entries=entries, automaton=_build_automaton(entries))
 
 
+def packaged_texts() -> tuple[str, ...]:
+    """The packaged lexicon files' texts: lexicon.toml, then the generated lexicon_names.toml."""
+    package = resources.files(_PACKAGE)
+    return tuple(package.joinpath(name).read_text(encoding="utf-8") for name in _RESOURCES)
+
+
 def load_lexicon() -> Lexicon:
-    """The packaged lexicon."""
-    text = resources.files(_PACKAGE).joinpath(_RESOURCE).read_text(encoding="utf-8")
-    return build_lexicon(text)
+    """The packaged lexicon (hand-written terms and generated names)."""
+    return build_lexicon(*packaged_texts())

@@ -131,10 +131,14 @@ def _fold_each_cluster(text: str, lo: int, hi: int, out: list[str], origin: list
         start = i
 
 
-def _is_cjk(char: str) -> bool:
+def _is_unspaced(char: str) -> bool:
+    """Scripts written without spaces between words (or, in Korean, with particles glued on)."""
     code = ord(char)
     return (
-        0x1100 <= code <= 0x11FF
+        0x0E00 <= code <= 0x0EFF  # Thai, Lao
+        or 0x1000 <= code <= 0x109F  # Myanmar
+        or 0x1100 <= code <= 0x11FF
+        or 0x1780 <= code <= 0x17FF  # Khmer
         or 0x2E80 <= code <= 0x9FFF
         or 0xA960 <= code <= 0xA97F
         or 0xAC00 <= code <= 0xD7FF
@@ -144,13 +148,22 @@ def _is_cjk(char: str) -> bool:
     )
 
 
-def is_word_char(char: str) -> bool:
-    """True for letters/digits of scripts that separate words with spaces.
+# Vowel signs and viramas of Indic scripts (and other combining marks that survive NFKC) are
+# part of the word they sit in: without this, "रूस" (Russia) would match inside "बेलारूस"
+# (Belarus) after its vowel sign "ा".
+_WORD_MARKS = frozenset({"Mn", "Mc"})
 
-    Hangul, kana and Han characters are never word characters here: Korean glues particles to
-    nouns and Japanese/Chinese use no spaces, so their terms match inside longer runs.
+
+def is_word_char(char: str) -> bool:
+    """True for letters/digits (and combining marks) of scripts that separate words with spaces.
+
+    Hangul, kana, Han, Thai, Lao, Khmer and Myanmar characters are never word characters here:
+    Korean glues particles to nouns and the others use no spaces between words, so their terms
+    match inside longer runs.
     """
-    return char.isalnum() and not _is_cjk(char)
+    if char.isalnum():
+        return not _is_unspaced(char)
+    return unicodedata.category(char) in _WORD_MARKS and not _is_unspaced(char)
 
 
 # Candidate sentence ends: Latin/Cyrillic terminators followed by space or end (with closing
