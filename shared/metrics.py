@@ -256,6 +256,43 @@ class Metrics:
             ["feed"],
             registry=r,
         )
+        # Fetcher under load (services/fetcher/load.py): bounded work and overload control.
+        self.fetcher_polls = Gauge(
+            "newsmon_fetcher_polls",
+            "Polls due and waiting for a slot (stage=waiting) or holding one, by stage (fetch, "
+            "parse, publish); holders are at most NEWSMON_FETCH_CONCURRENCY",
+            ["stage"],
+            registry=r,
+        )
+        self.fetcher_slot_wait = Histogram(
+            "newsmon_fetcher_slot_wait_seconds",
+            "Time a due poll waited for a slot (back-pressure from fetches, parsers and Kafka)",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=r,
+        )
+        self.fetcher_poll_delay = Histogram(
+            "newsmon_fetcher_poll_delay_seconds",
+            "How late polls started after their planned time (slot wait included)",
+            buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600),
+            registry=r,
+        )
+        self.fetcher_saturated = Gauge(
+            "newsmon_fetcher_saturated",
+            "1 while most polls start behind schedule (intervals stretch evenly), else 0",
+            registry=r,
+        )
+        self.fetcher_unpublished = Gauge(
+            "newsmon_fetcher_unpublished_articles",
+            "Parsed articles kept after a failed publish, waiting to be published again",
+            registry=r,
+        )
+        self.fetcher_republish = Counter(
+            "newsmon_fetcher_republish_total",
+            "Publishes of kept articles retried (no re-fetch, no re-parse), by outcome (ok, "
+            "failed)",
+            ["outcome"],
+            registry=r,
+        )
         # Fetcher, WebSub (services/fetcher/websub.py).
         self.websub_subscriptions = Gauge(
             "newsmon_websub_subscriptions",

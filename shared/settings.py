@@ -11,7 +11,7 @@ import json
 import os
 import socket
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
@@ -93,7 +93,12 @@ class Settings(BaseSettings):
     )
     fetch_total_timeout_s: float = Field(30.0, gt=0, description="Deadline for one whole fetch")
     fetch_max_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest feed body accepted")
-    fetch_concurrency: int = Field(8, ge=1, description="Feeds fetched at the same time")
+    fetch_concurrency: int = Field(
+        8,
+        ge=1,
+        description="Feeds refreshed at the same time (a poll holds its slot through fetch, "
+        "parse and publish)",
+    )
     fetch_contact: str = Field(
         "", description="URL or e-mail put in the User-Agent so feed owners can reach you"
     )
@@ -110,11 +115,11 @@ class Settings(BaseSettings):
     fetch_per_host_concurrency: int = Field(
         2, ge=1, description="Requests in flight to one host at the same time"
     )
-    fetch_parse_workers: int = Field(
-        0,
-        ge=0,
-        description="Processes that parse feed bodies (0: a thread of the fetcher process); "
-        "more keeps the event loop responsive and uses more cores",
+    fetch_parse_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
+        "auto",
+        description="Processes that parse feed bodies; auto: one per core when there is more "
+        "than one core, else 0 (a thread of the fetcher process, which holds the GIL the "
+        "event loop needs)",
     )
     fetch_max_redirects: int = Field(5, ge=0, description="Redirects followed per fetch")
     fetch_allow_hosts: str = Field(

@@ -1,31 +1,40 @@
 """The fetcher service: polls every configured feed and publishes new articles.
 
 One task per feed, so a slow feed never delays the others. A poll takes a slot of its host
-first (at most NEWSMON_FETCH_PER_HOST_CONCURRENCY per host), then a global slot (at most
-NEWSMON_FETCH_CONCURRENCY), so feeds waiting on a busy host hold no global slot. Parsing runs
-off the loop (tens of ms per feed: it would block every other feed), in a thread or in
-NEWSMON_FETCH_PARSE_WORKERS processes (parsing.py).
+first (at most NEWSMON_FETCH_PER_HOST_CONCURRENCY requests per host), then one of
+NEWSMON_FETCH_CONCURRENCY work slots, which it keeps through fetch, parse and publish (load.py):
+the bodies parsed but not yet acknowledged by Kafka are bounded, and when Kafka or the parsers
+are slow the next fetches wait instead of piling up. Waiting polls are served oldest due
+first, so overload stretches every feed's interval evenly; `Saturation` says so once in the
+log and in newsmon_fetcher_saturated. Parsing runs off the loop (tens of ms per feed: it
+would block every other feed), in a thread or in NEWSMON_FETCH_PARSE_WORKERS processes
+(parsing.py).
 
 One refresh, start to end, is `Fetcher.poll_once` (in the manner of miniflux's
 internal/reader/handler/handler.go): fetch with validators → 304 / unchanged body / parse →
 drop what was published before (by id or canonical URL, across feeds and restarts) →
 optional full text → publish (acks=all) → remember → plan the next poll (schedule.py) →
 save the feed's state to the compacted state topic. A failure logs one line naming the feed
-and the reason, is counted by kind, and backs off; a feed is never given up on.
+and the reason, is counted by kind, and backs off; a feed is never given up on. A publish
+that fails keeps its parse: the next poll of the feed publishes the same articles (same ids)
+again before it fetches anything, and only then saves the validators and body hash.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Final, Protocol
 
 import httpx
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from newsmon.shared.kafka import make_producer
 from newsmon.shared.lifecycle import sleep_or_stop
@@ -35,9 +44,10 @@ from newsmon.shared.settings import Settings
 
 from .feeds import FeedConfig, load_feeds
 from .fulltext import PageTexts, wants_full_text
-from .http import FetchError, FetchResult, HostLimiter, fetch, make_client
+from .http import FetchError, FetchResult, HostLimiter, Validators, fetch, make_client
+from .load import DueSlots, Saturation
 from .parse import FeedParseError, ParsedFeed
-from .parsing import FeedParser
+from .parsing import FeedParser, parse_workers
 from .schedule import Bounds, adaptive_interval, next_delay
 from .ssrf import AllowList
 from .state import (
@@ -75,6 +85,18 @@ def bounds_for(feed: FeedConfig, settings: Settings) -> Bounds:
     return Bounds(low, high, max(settings.fetch_backoff_max_s, low))
 
 
+@dataclass
+class Unpublished:
+    """A parse whose publish failed: the articles the broker did not acknowledge, and what to
+    save in the feed's state once they are (validators, body hash, interval)."""
+
+    articles: list[Article]
+    validators: Validators
+    body_hash: str
+    interval_s: float
+    total: int  # items in the parsed body
+
+
 def _code_class(status: int) -> str:
     return "304" if status == 304 else f"{status // 100}xx"
 
@@ -100,7 +122,8 @@ class Fetcher:
         self.seen = seen
         self.clock = clock
         self.rng = rng or random.Random()
-        self.slots = asyncio.Semaphore(settings.fetch_concurrency)
+        self.slots = DueSlots(settings.fetch_concurrency)  # held from fetch to publish
+        self.saturation = Saturation()
         self.hosts = HostLimiter(settings.fetch_per_host_concurrency)
         self.websub: WebSub | None = None  # set by run() when NEWSMON_WEBSUB is on
         self.pages = pages
@@ -109,6 +132,8 @@ class Fetcher:
         # polled meanwhile must not publish them too (full text makes that window seconds).
         self.in_flight: dict[str, str] = {}
         self.naps = Naps()  # the sleeps of poll_forever between polls
+        # Per feed: the articles of a parse whose publish failed, published again first.
+        self.unpublished: dict[str, Unpublished] = {}
 
     async def poll_forever(self, feed: FeedConfig, state: FeedState, stop: asyncio.Event) -> None:
         bounds = bounds_for(feed, self.settings)
@@ -135,9 +160,13 @@ class Fetcher:
         max_age: float | None = None
         outcome = "ok"
         try:
-            result = await self._fetch(feed, state, now)
-            max_age = result.max_age_s
-            outcome = await self._handle(feed, state, result, now, bounds)
+            async with self._work_slot(feed, state, bounds):
+                if feed.name in self.unpublished:
+                    outcome = await self._republish(feed, state)
+                else:
+                    result = await self._fetch(feed, state, self.clock())
+                    max_age = result.max_age_s
+                    outcome = await self._handle(feed, state, result, now, bounds)
         except FetchError as exc:
             if exc.status is not None:
                 self.metrics.feed_responses.labels(feed.name, _code_class(exc.status)).inc()
@@ -182,18 +211,66 @@ class Fetcher:
             log.warning("feed %s: could not save its state: %s", feed.name, exc)
         return delay
 
+    @contextlib.asynccontextmanager
+    async def _work_slot(
+        self, feed: FeedConfig, state: FeedState, bounds: Bounds
+    ) -> AsyncIterator[None]:
+        """Hold one of the NEWSMON_FETCH_CONCURRENCY work slots for the whole refresh (fetch,
+        parse, publish); polls waiting for one are served oldest due first."""
+        due = state.next_poll_at if state.next_poll_at is not None else self.clock()
+        waited = time.monotonic()
+        polls = self.metrics.fetcher_polls
+        polls.labels("waiting").inc()
+        try:
+            await self.slots.acquire(due)
+        finally:
+            polls.labels("waiting").dec()
+        self.metrics.fetcher_slot_wait.observe(time.monotonic() - waited)
+        lateness = max(0.0, self.clock() - due)
+        self.metrics.fetcher_poll_delay.observe(lateness)
+        self._saturation(lateness, state.interval_s or bounds.min_s)
+        try:
+            yield
+        finally:
+            self.slots.release()
+
+    def _saturation(self, lateness_s: float, interval_s: float) -> None:
+        change = self.saturation.observe(lateness_s, interval_s)
+        if change is None:
+            return
+        self.metrics.fetcher_saturated.set(1 if change else 0)
+        if change:
+            log.warning(
+                "fetcher saturated: most polls start late (this one %.0fs); intervals stretch "
+                "evenly, oldest due first. Raise NEWSMON_FETCH_CONCURRENCY or "
+                "NEWSMON_FETCH_PARSE_WORKERS, or run more fetchers",
+                lateness_s,
+            )
+        else:
+            log.info("fetcher no longer saturated: polls start on time again")
+
+    @contextlib.contextmanager
+    def _stage(self, stage: str) -> Iterator[None]:
+        gauge = self.metrics.fetcher_polls.labels(stage)
+        gauge.inc()
+        try:
+            yield
+        finally:
+            gauge.dec()
+
     async def _fetch(self, feed: FeedConfig, state: FeedState, now: float) -> FetchResult:
         s = self.settings
-        async with self.hosts.slot(feed.url), self.slots:
-            result = await fetch(
-                self.client,
-                feed.url,
-                validators=state.validators,
-                max_bytes=s.fetch_max_bytes,
-                deadline_s=s.fetch_total_timeout_s,
-                max_redirects=s.fetch_max_redirects,
-                now=datetime.fromtimestamp(now, UTC),
-            )
+        async with self.hosts.slot(feed.url):
+            with self._stage("fetch"):
+                result = await fetch(
+                    self.client,
+                    feed.url,
+                    validators=state.validators,
+                    max_bytes=s.fetch_max_bytes,
+                    deadline_s=s.fetch_total_timeout_s,
+                    max_redirects=s.fetch_max_redirects,
+                    now=datetime.fromtimestamp(now, UTC),
+                )
         if not feed.url.startswith("file://"):
             self.metrics.feed_responses.labels(feed.name, _code_class(result.status)).inc()
         self.metrics.feed_bytes.labels(feed.name).inc(result.raw_bytes)
@@ -216,24 +293,76 @@ class Fetcher:
             state.validators = result.validators
             return "unchanged"
         fetched_at = datetime.fromtimestamp(now, UTC)
-        parsed = await self.parser.parse(
-            result.body,
-            feed=feed,
-            fetched_at=fetched_at,
-            content_type=result.content_type,
-            base_url=result.final_url,
-        )
+        with self._stage("parse"):
+            parsed = await self.parser.parse(
+                result.body,
+                feed=feed,
+                fetched_at=fetched_at,
+                content_type=result.content_type,
+                base_url=result.final_url,
+            )
         if self.websub is not None:
             self.websub.feed_parsed(feed, state, parsed)  # subscribes when it names a hub
-        await self._publish_new(feed, state, parsed)
+        interval = adaptive_interval(
+            (a.published for a in parsed.articles if a.published is not None), fetched_at, bounds
+        )
+        try:
+            await self._publish_new(feed, state, parsed)
+        except PublishError as exc:
+            # Keep the parse: the next poll publishes what was not acknowledged (same ids)
+            # before fetching again, then saves these validators.
+            self._keep_unpublished(
+                feed,
+                Unpublished(
+                    exc.unacked, result.validators, body_hash, interval, len(parsed.articles)
+                ),
+            )
+            raise
         # Only now: validators (like the body hash) kept from a poll whose items were not all
         # published (parse error, Kafka down) would turn the next poll into a 304, and those
         # items would never be published.
         state.validators = result.validators
         state.body_hash = body_hash
-        state.interval_s = adaptive_interval(
-            (a.published for a in parsed.articles if a.published is not None), fetched_at, bounds
+        state.interval_s = interval
+        return "ok"
+
+    def _keep_unpublished(self, feed: FeedConfig, kept: Unpublished) -> None:
+        self.unpublished[feed.name] = kept
+        # Claimed by this feed meanwhile: another feed polled now must not publish them.
+        for article in kept.articles:
+            self.in_flight[article.id] = self.in_flight[url_key(article.url)] = feed.name
+        self.metrics.fetcher_unpublished.set(
+            sum(len(k.articles) for k in self.unpublished.values())
         )
+
+    def _release_unpublished(self, feed: FeedConfig) -> Unpublished | None:
+        kept = self.unpublished.pop(feed.name, None)
+        if kept is not None:
+            for article in kept.articles:
+                self.in_flight.pop(article.id, None)
+                self.in_flight.pop(url_key(article.url), None)
+            self.metrics.fetcher_unpublished.set(
+                sum(len(k.articles) for k in self.unpublished.values())
+            )
+        return kept
+
+    async def _republish(self, feed: FeedConfig, state: FeedState) -> str:
+        """Publish the articles a failed publish left (no fetch, no parse); on success save the
+        validators and body hash of their poll."""
+        kept = self._release_unpublished(feed)
+        assert kept is not None
+        fresh = [a for a in kept.articles if self.seen.first_seen(a) is None]
+        try:
+            await self._publish_fresh(feed, fresh, kept.total)
+        except PublishError as exc:
+            self.metrics.fetcher_republish.labels("failed").inc()
+            kept.articles = exc.unacked
+            self._keep_unpublished(feed, kept)
+            raise
+        self.metrics.fetcher_republish.labels("ok").inc()
+        state.validators = kept.validators
+        state.body_hash = kept.body_hash
+        state.interval_s = kept.interval_s
         return "ok"
 
     def _failed(self, feed: FeedConfig, state: FeedState, kind: str, reason: str) -> str:
@@ -279,40 +408,55 @@ class Fetcher:
         return fresh
 
     async def _publish_new(self, feed: FeedConfig, state: FeedState, parsed: ParsedFeed) -> None:
+        """Publish the articles of `parsed` nobody published yet. PublishError: some were not
+        acknowledged (`unacked`); the acknowledged ones are remembered as published."""
         fresh = self.fresh_articles(feed, parsed, state)
+        if not fresh:
+            return
+        if self.pages is not None and wants_full_text(
+            self.settings.fetch_full_text, feed.full_text, parsed.articles
+        ):
+            keys = [key for a in fresh for key in (a.id, url_key(a.url))]
+            self.in_flight.update(dict.fromkeys(keys, feed.name))
+            try:
+                fresh = await self.pages.fill(feed.name, fresh)  # never fails: degrades
+            finally:
+                for key in keys:
+                    self.in_flight.pop(key, None)
+        await self._publish_fresh(feed, fresh, len(parsed.articles))
+        state.last_new_item_at = self.clock()
+        self.metrics.feed_last_new_item.labels(feed.name).set(state.last_new_item_at)
+
+    async def _publish_fresh(self, feed: FeedConfig, fresh: list[Article], total: int) -> None:
         if not fresh:
             return
         keys = [key for a in fresh for key in (a.id, url_key(a.url))]
         self.in_flight.update(dict.fromkeys(keys, feed.name))
         try:
-            if self.pages is not None and wants_full_text(
-                self.settings.fetch_full_text, feed.full_text, parsed.articles
-            ):
-                fresh = await self.pages.fill(feed.name, fresh)  # never fails: degrades
-            try:
+            with self._stage("publish"):
                 await self.sink.publish(fresh)  # acks=all before an id counts as published
-            except PublishError as exc:
-                # Those the broker acknowledged before the failure are published: remember
-                # them, or the next poll would publish them a second time.
-                for article in exc.acked:
-                    self.seen.add_article(article)
-                raise
-            for article in fresh:
+        except PublishError as exc:
+            # Those the broker acknowledged before the failure are published: remember
+            # them, or the next poll would publish them a second time.
+            for article in exc.acked:
                 self.seen.add_article(article)
+            acked = {a.id for a in exc.acked}
+            exc.unacked = [a for a in fresh if a.id not in acked]
+            self._count_published(feed, len(exc.acked), total)
+            raise
         finally:
             for key in keys:
                 self.in_flight.pop(key, None)
-        state.last_new_item_at = self.clock()
-        self.metrics.feed_last_new_item.labels(feed.name).set(state.last_new_item_at)
-        self.metrics.feed_items.labels(feed.name, "new").inc(len(fresh))
-        self.metrics.items_out.labels("fetcher", self.settings.topics.articles).inc(len(fresh))
-        log.info(
-            "feed %s: %d new of %d items",
-            feed.name,
-            len(fresh),
-            len(parsed.articles),
-            extra={"feed": feed.name},
-        )
+        for article in fresh:
+            self.seen.add_article(article)
+        self._count_published(feed, len(fresh), total)
+
+    def _count_published(self, feed: FeedConfig, count: int, total: int) -> None:
+        if not count:
+            return
+        self.metrics.feed_items.labels(feed.name, "new").inc(count)
+        self.metrics.items_out.labels("fetcher", self.settings.topics.articles).inc(count)
+        log.info("feed %s: %d new of %d items", feed.name, count, total, extra={"feed": feed.name})
 
 
 def _record_also_seen(feed: FeedConfig, state: FeedState, article: Article, owner: str) -> None:
@@ -406,7 +550,9 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
     states, seen = loaded
     producer = make_producer(settings, client_id=f"newsmon-fetcher.{settings.instance_id}")
     await producer.start()
-    parser = FeedParser(settings.fetch_parse_workers)
+    parser = FeedParser(parse_workers(settings.fetch_parse_workers))
+    budget = settings.shutdown_timeout_s
+    tasks: list[asyncio.Task[None]] = []
     try:
         async with make_client(
             connect_s=settings.fetch_connect_timeout_s,
@@ -419,19 +565,61 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
             fetcher.parser = parser
             # Feed polls and article pages share the per-host limits (politeness per site).
             fetcher.pages = PageTexts.from_settings(settings, client, metrics, fetcher.hosts)
-            async with asyncio.TaskGroup() as group:
-                for feed in feeds:
-                    state = states.get(feed.name, FeedState(url=feed.url)).for_url(feed.url)
-                    states[feed.name] = state  # the live one (WebSub publishes pushes with it)
-                    group.create_task(
+            for feed in feeds:
+                state = states.get(feed.name, FeedState(url=feed.url)).for_url(feed.url)
+                states[feed.name] = state  # the live one (WebSub publishes pushes with it)
+                tasks.append(
+                    asyncio.create_task(
                         fetcher.poll_forever(feed, state, stop), name=f"feed:{feed.name}"
                     )
-                if settings.websub:  # pushes take the same dedupe/publish step as polls
-                    fetcher.websub = WebSub(
-                        settings, metrics, client, feeds, states, fetcher._publish_new
-                    )
-                    group.create_task(fetcher.websub.run(stop), name="websub")
-                await stop.wait()
+                )
+            if settings.websub:  # pushes take the same dedupe/publish step as polls
+                fetcher.websub = WebSub(
+                    settings, metrics, client, feeds, states, fetcher._publish_new
+                )
+                tasks.append(asyncio.create_task(fetcher.websub.run(stop), name="websub"))
+            await stop.wait()
+            # Half the shutdown budget for the polls in progress to finish (publish, save
+            # their state); the rest for the producer and the runner.
+            await _drain(tasks, DRAIN_SHARE * budget)
     finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         parser.close()
-        await producer.stop()
+        await _stop_producer(producer, PRODUCER_SHARE * budget)
+
+
+# Shares of NEWSMON_SHUTDOWN_TIMEOUT_S: polls in progress first, then the producer's flush;
+# the rest is headroom before the runner cancels the service (shared/lifecycle.py).
+DRAIN_SHARE: Final = 0.5
+PRODUCER_SHARE: Final = 0.3
+
+
+async def _drain(tasks: list[asyncio.Task[None]], seconds: float) -> None:
+    """Let the polls in progress end (each feed's task returns after its current poll); after
+    `seconds` abandon the rest, with one line: what the broker did not acknowledge is not
+    marked published, so the next start publishes it."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=seconds)
+    if pending:
+        log.warning(
+            "stopping: abandoned %d polls still in progress after %.1fs (Kafka slow or gone?); "
+            "articles not acknowledged are not marked published and go out after the restart",
+            len(pending),
+            seconds,
+        )
+
+
+async def _stop_producer(producer: AIOKafkaProducer, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(producer.stop(), seconds)
+    except TimeoutError:
+        log.warning(
+            "stopping: the Kafka producer did not flush within %.1fs (broker gone?); "
+            "abandoning its unacknowledged sends",
+            seconds,
+        )
+    except KafkaError as exc:
+        log.warning("stopping: the Kafka producer failed to stop cleanly: %s", exc)

@@ -18,14 +18,26 @@ from __future__ import annotations
 import asyncio
 import functools
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
+from typing import Literal
 
 from .feeds import FeedConfig
 from .parse import FeedParseError, ParsedFeed, parse_feed
 
-__all__ = ["FeedParser"]
+__all__ = ["FeedParser", "parse_workers"]
+
+
+def parse_workers(setting: int | Literal["auto"]) -> int:
+    """Worker processes for NEWSMON_FETCH_PARSE_WORKERS: `auto` is one per core this process
+    may run on when there is more than one, else 0 (the thread: a lone core gains nothing
+    from processes but pays the pickling)."""
+    if setting != "auto":
+        return setting
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return cores if cores and cores > 1 else 0
 
 
 class FeedParser:

@@ -328,6 +328,7 @@ class PublishError(KafkaError):  # type: ignore[misc]  # aiokafka is untyped
     def __init__(self, acked: list[Article], cause: BaseException) -> None:
         super().__init__(f"{len(acked)} acknowledged before: {type(cause).__name__}: {cause}")
         self.acked = acked
+        self.unacked: list[Article] = []  # filled in by the publisher, which knows the batch
 
 
 class KafkaSink:
