@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from .lifecycle import sleep_or_stop
 from .settings import Settings
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "header",
     "make_consumer",
     "make_producer",
+    "wait_for_leaders",
 ]
 
 log = logging.getLogger("newsmon.kafka")
@@ -86,6 +89,95 @@ async def ensure_topics(settings: Settings, topics: Sequence[str] | None = None)
         return missing
     finally:
         await admin.close()
+
+
+def _leaderless(producer: AIOKafkaProducer, topics: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(missing, leaderless): topics absent from the producer's metadata, and topics with a
+    partition that has no leader yet (a topic created a moment ago)."""
+    cluster = producer.client.cluster
+    missing, leaderless = [], []
+    for topic in topics:
+        partitions = cluster.partitions_for_topic(topic)
+        if partitions is None:
+            missing.append(topic)
+        elif len(cluster.available_partitions_for_topic(topic)) < len(partitions):
+            leaderless.append(topic)
+    return missing, leaderless
+
+
+async def wait_for_leaders(
+    producer: AIOKafkaProducer,
+    topics: Sequence[str],
+    *,
+    stop: asyncio.Event,
+    create_missing: Callable[[Sequence[str]], Awaitable[object]] | None = None,
+    service: str = "",
+    warn_after_s: float = 10.0,
+) -> bool:
+    """Make a started producer track every topic it will write to, and return once each of
+    them has a leader for every partition in its metadata (False: `stop` was set first).
+
+    Why (aiokafka 0.14, docs/upstream/aiokafka-metadata-refresh.md): the producer's metadata
+    requests name only the topics it tracks, each reply replaces the whole partition map, and
+    `send()` starts tracking a topic only when it had to wait for it. A topic missing from the
+    first reply (created a moment earlier) therefore made the producer forget the leaders of
+    every other topic: batches queued for them waited for the request timeout (30 s), and the
+    next transaction failed on their spent sequence numbers. Tracking all of them up front
+    keeps every refresh complete.
+
+    `create_missing` is called (once per missing set) for topics the cluster does not have:
+    deleted while we ran, or never created.
+    """
+    wanted = list(dict.fromkeys(topics))
+    producer.client.set_topics(wanted)
+    started, warned = time.monotonic(), False
+    created: set[str] = set()
+    while not stop.is_set():
+        refreshed = asyncio.ensure_future(producer.client.force_metadata_update())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([refreshed, stopping], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not refreshed.done():
+            refreshed.cancel()
+            break
+        missing, leaderless = _leaderless(producer, wanted)
+        if not missing and not leaderless:
+            if warned:
+                log.info(
+                    "output topics have leaders again after %.0fs",
+                    time.monotonic() - started,
+                    extra={"service": service, "topics": wanted},
+                )
+            return True
+        if missing and create_missing is not None and not set(missing) <= created:
+            log.warning(
+                "output topics missing from the cluster; creating them: %s",
+                ", ".join(missing),
+                extra={"service": service, "topics": missing},
+            )
+            created |= set(missing)
+            try:
+                await create_missing(missing)
+            except KafkaError as exc:
+                log.error(
+                    "cannot create the missing topics %s: %s",
+                    ", ".join(missing),
+                    exc,
+                    extra={"service": service},
+                )
+        if not warned and time.monotonic() - started >= warn_after_s:
+            warned = True
+            log.warning(
+                "waiting for output topics to have a leader: %s%s",
+                ", ".join(missing + leaderless),
+                ""
+                if create_missing is not None or not missing
+                else " (missing; this service does not create them: create them or check "
+                "NEWSMON_TOPIC_PREFIX)",
+                extra={"service": service, "missing": missing, "leaderless": leaderless},
+            )
+        await sleep_or_stop(stop, 0.2)
+    return False
 
 
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,10 +32,20 @@ from aiokafka.errors import (
 )
 from aiokafka.structs import OffsetAndMetadata
 
-from .kafka import Headers, dlq_headers, make_consumer, make_producer
+from .kafka import (
+    Headers,
+    dlq_headers,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    wait_for_leaders,
+)
 from .lifecycle import sleep_or_stop
 from .metrics import Metrics
 from .settings import Settings
+
+# An idle stage checks this often that its topics still exist (a deleted one is re-created).
+_TOPIC_CHECK_INTERVAL_S = 30.0
 
 # Errors that leave an idempotent/transactional producer unusable (KIP-98): replace it.
 _PRODUCER_STATE_ERRORS = (OutOfOrderSequenceNumber, UnknownProducerId, ProducerFenced)
@@ -154,6 +164,8 @@ class Processor:
         transform: Transform,
         metrics: Metrics,
         stop: asyncio.Event,
+        outputs: Sequence[str] = (),
+        create_topics: Callable[[Sequence[str]], Awaitable[object]] | None = None,
         on_ready: Callable[[], None] | None = None,
         state: BatchState | None = None,
     ) -> None:
@@ -166,6 +178,11 @@ class Processor:
         self.group_id = f"{settings.topic_prefix}-{service}"
         self._on_ready = on_ready
         self.state = state
+        # Every topic the transform may write to, and the DLQ: tracked by the producer from
+        # its start (see wait_for_leaders). The source is watched too (re-created if deleted).
+        self.outputs = tuple(dict.fromkeys([*outputs, settings.topics.dlq]))
+        self._create_topics = create_topics or self._create_plain_topics
+        self._check_topics_at = 0.0
         self._retry_delay_s = 1.0
         self._producer: AIOKafkaProducer | None = None
         self._producer_broken = False
@@ -190,7 +207,23 @@ class Processor:
             await producer.stop()
             raise
         self._producer = producer
+        await self._await_topics(producer)
         return producer
+
+    async def _create_plain_topics(self, topics: Sequence[str]) -> None:
+        await ensure_topics(self.settings, topics)
+
+    async def _await_topics(self, producer: AIOKafkaProducer) -> None:
+        """Consume only once every output topic (and the source) has a leader in the
+        producer's metadata; re-create any that went missing."""
+        await wait_for_leaders(
+            producer,
+            [*self.outputs, self.source_topic],
+            stop=self.stop,
+            create_missing=self._create_topics,
+            service=self.service,
+        )
+        self._check_topics_at = time.monotonic() + _TOPIC_CHECK_INTERVAL_S
 
     async def _renew_producer(self) -> bool:
         """Replace a producer whose idempotence/transaction state is lost. The new one, with
@@ -246,10 +279,14 @@ class Processor:
                 continue
             assert self._producer is not None
             producer = self._producer
+            if self._check_topics_at == 0.0:
+                await self._await_topics(producer)
             batch = await consumer.getmany(timeout_ms=500, max_records=self.settings.batch_size)
             await observe_lag(self.metrics, self.service, self.group_id, consumer)
             records = [r for part in batch.values() for r in part]
             if not records:
+                if time.monotonic() >= self._check_topics_at:
+                    await self._await_topics(producer)
                 continue
             self.metrics.items_in.labels(self.service, self.source_topic).inc(len(records))
             started = time.monotonic()
@@ -274,10 +311,17 @@ class Processor:
                     self.state.aborted()
                 # After these the producer's sequence/epoch bookkeeping cannot be trusted, or
                 # its sender is gone: every later send would fail the same way, so start a
-                # fresh producer.
-                self._producer_broken = isinstance(exc, _PRODUCER_STATE_ERRORS) or not _usable(
-                    producer
+                # fresh producer. A failed transaction may have spent sequence numbers on
+                # batches that never reached the broker (expired in the client): its retry
+                # would get a certain OutOfOrderSequenceNumber, so replace the producer at
+                # once (the new one bumps the epoch and aborts what is left open).
+                self._producer_broken = (
+                    self.settings.kafka_transactions
+                    or isinstance(exc, _PRODUCER_STATE_ERRORS)
+                    or not _usable(producer)
                 )
+                # A topic may have gone (deleted): checked before the retry.
+                self._check_topics_at = 0.0
                 await self._rewind(consumer, records, exc)
 
     async def _publish(

@@ -177,17 +177,20 @@ class AlertTransform:
         return outputs
 
 
-async def ensure_alerter_topics(settings: Settings, routes: Sequence[Route]) -> None:
-    """The routed alert topics and the state topic, created if missing."""
-    await ensure_topics(settings, routed_topics(routes, prefix=settings.topic_prefix))
-    await ensure_state_topic(
-        settings, state_topic(settings), retention_ms=state_retention_ms(settings)
-    )
+async def create_alerter_topics(settings: Settings, topics: Sequence[str]) -> None:
+    """Create those of `topics` that are missing: the state topic compacted, others plain."""
+    state = state_topic(settings)
+    plain = [t for t in topics if t != state]
+    if plain:
+        await ensure_topics(settings, plain)
+    if state in topics:
+        await ensure_state_topic(settings, state, retention_ms=state_retention_ms(settings))
 
 
 async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None:
     routes = load_routes(settings.alert_routes_file, prefix=settings.topic_prefix)
-    await ensure_alerter_topics(settings, routes)
+    # The routed and state topics are created by the processor once its producer is up, if
+    # missing (and again should one be deleted while it runs).
     groups = StoryGroups(settings, metrics)
     processor = Processor(
         settings=settings,
@@ -196,6 +199,8 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
         transform=AlertTransform(settings, metrics, groups, routes),
         metrics=metrics,
         stop=stop,
+        outputs=[*routed_topics(routes, prefix=settings.topic_prefix), state_topic(settings)],
+        create_topics=lambda topics: create_alerter_topics(settings, topics),
         state=groups,
     )
     await processor.run()

@@ -21,13 +21,19 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
-from newsmon.shared.kafka import dlq_headers, make_consumer, make_producer
+from newsmon.shared.kafka import (
+    dlq_headers,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    wait_for_leaders,
+)
 from newsmon.shared.lifecycle import sleep_or_stop
 from newsmon.shared.messages import Alert, MessageDecodeError, decode, utc_now
 from newsmon.shared.metrics import Metrics
@@ -281,6 +287,16 @@ def configured_webhooks(settings: Settings) -> tuple[WebhookUrl | None, dict[str
     return default, by_category
 
 
+async def _create_topics(settings: Settings, topics: Sequence[str]) -> None:
+    """The notifier's output topics that went missing: its state topic compacted."""
+    state = notifier_state_topic(settings)
+    if state in topics:
+        await ensure_state_topic(settings, state, retention_ms=MARKER_RETENTION_MS)
+    plain = [t for t in topics if t != state]
+    if plain:
+        await ensure_topics(settings, plain)
+
+
 async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None:
     webhook, by_category = configured_webhooks(settings)
     if webhook is None and not by_category:
@@ -306,6 +322,14 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
         )
         await producer.start()
         try:
+            # Both topics it writes to tracked from the start (see wait_for_leaders).
+            await wait_for_leaders(
+                producer,
+                [notifier_state_topic(settings), settings.topics.dlq],
+                stop=stop,
+                create_missing=lambda topics: _create_topics(settings, topics),
+                service=SERVICE,
+            )
             notifier = Notifier(
                 settings, metrics, sender, webhook, consumer, producer, stop, by_category
             )

@@ -92,6 +92,7 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
         transform=transform,
         metrics=metrics,
         stop=stop,
+        outputs=[settings.topics.classified],
         state=transform.counts,
     )
     await processor.run()

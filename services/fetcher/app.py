@@ -28,7 +28,7 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Protocol
@@ -36,7 +36,7 @@ from typing import Final, Protocol
 import httpx
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from newsmon.shared.kafka import make_producer
+from newsmon.shared.kafka import ensure_topics, make_producer, wait_for_leaders
 from newsmon.shared.lifecycle import sleep_or_stop
 from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
@@ -58,6 +58,7 @@ from .state import (
     ensure_state_topic,
     load_seen_ids,
     load_states,
+    state_topic,
     url_key,
 )
 from .websub import WebSub
@@ -539,6 +540,15 @@ async def _load_state(
     return None
 
 
+async def _create_topics(settings: Settings, topics: Sequence[str]) -> None:
+    """The fetcher's output topics that went missing: its state topic compacted."""
+    if state_topic(settings) in topics:
+        await ensure_state_topic(settings)
+    plain = [t for t in topics if t != state_topic(settings)]
+    if plain:
+        await ensure_topics(settings, plain)
+
+
 async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None:
     feeds = [f for f in load_feeds(settings.feeds_file) if f.enabled]
     log.info("polling %d feeds from %s", len(feeds), settings.feeds_file)
@@ -554,6 +564,13 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
     budget = settings.shutdown_timeout_s
     tasks: list[asyncio.Task[None]] = []
     try:
+        await wait_for_leaders(
+            producer,
+            [settings.topics.articles, state_topic(settings)],
+            stop=stop,
+            create_missing=lambda topics: _create_topics(settings, topics),
+            service="fetcher",
+        )
         async with make_client(
             connect_s=settings.fetch_connect_timeout_s,
             read_s=settings.fetch_read_timeout_s,
