@@ -22,18 +22,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-# Debian packages the tests and tools use: Prometheus + promtool (metrics tests, rules), kcat.
+# Debian packages the tests and tools use: Prometheus + promtool (metrics tests, rules), kcat,
+# Chromium + chromedriver (browser tests of `newsmon web`, driven by Playwright's Python API).
 SYSTEM_STAMP := .cache/system-deps.installed
 $(SYSTEM_STAMP):
 	@mkdir -p .cache
-	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null || ! command -v kcat >/dev/null; then \
+	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null || ! command -v kcat >/dev/null \
+	        || ! command -v chromium >/dev/null; then \
 	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	    $$SUDO apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus kcat >/dev/null; \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus kcat \
+	        chromium chromium-driver fonts-dejavu-core >/dev/null; \
 	fi
 	@touch $@
 
-system-deps: $(SYSTEM_STAMP) ## Install Prometheus, promtool and kcat from Debian (apt-get)
+system-deps: $(SYSTEM_STAMP) ## Install Prometheus, promtool, kcat and Chromium from Debian (apt-get)
 
 install: $(STAMP) ## Create .venv and install newsmon (editable) with dev tools; .venv/bin/newsmon is the CLI
 

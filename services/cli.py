@@ -29,6 +29,7 @@ Start here:
   newsmon run                      everything in one process (starts a local Kafka
                                    broker when NEWSMON_KAFKA_BOOTSTRAP is unset)
   newsmon tail newsmon.alerts.v1   print alerts as JSON lines
+  newsmon web                      the alerts page on http://127.0.0.1:8480/
 
 Configuration comes from NEWSMON_* environment variables or a TOML file named by
 NEWSMON_CONFIG_FILE; `newsmon config` prints every setting with its current value.
@@ -61,6 +62,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     names = list(SERVICES) if args.command == "run" else [args.command]
     if "fetcher" in names:
         _check_feeds_file(settings)
+    if "web" in names:
+        _check_web_access(settings)
     start_broker = args.command == "run" and not settings.kafka_bootstrap
     return asyncio.run(serve(settings, names, process_name=args.command, start_broker=start_broker))
 
@@ -72,6 +75,17 @@ def _check_feeds_file(settings: Settings) -> None:
     try:
         load_feeds(settings.feeds_file)
     except (FeedsFileError, OSError) as exc:
+        raise SystemExit(f"newsmon: {exc}") from None
+
+
+def _check_web_access(settings: Settings) -> None:
+    """The web page beyond loopback without a token is refused before anything starts."""
+    from newsmon.shared.errors import ConfigError
+    from newsmon.web.app import web_token
+
+    try:
+        web_token(settings)
+    except ConfigError as exc:
         raise SystemExit(f"newsmon: {exc}") from None
 
 
@@ -222,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add(
         "run",
-        "run fetcher, classifier, alerter and Slack notifier in one process "
+        "run fetcher, classifier, alerter, Slack notifier and web page in one process "
         "(starts a local Kafka broker when NEWSMON_KAFKA_BOOTSTRAP is unset)",
         cmd_serve,
     )
@@ -230,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("classifier", "classify articles and publish verdicts", cmd_serve)
     add("alerter", "turn matching verdicts into alerts on newsmon.alerts.v1", cmd_serve)
     add("notifier", "post alerts to the Slack webhook NEWSMON_SLACK_WEBHOOK_URL", cmd_serve)
+    add(
+        "web",
+        "serve the analysts' page (alerts, stories, feeds; live) on "
+        "http://NEWSMON_WEB_HOST:NEWSMON_WEB_PORT/ (default http://127.0.0.1:8480/)",
+        cmd_serve,
+    )
 
     tail = add("tail", "print a topic's messages as JSON lines (Ctrl-C stops)", cmd_tail)
     tail.add_argument("topic", help="e.g. newsmon.alerts.v1")

@@ -29,16 +29,18 @@ def _service_mains() -> dict[str, ServiceMain]:
     from newsmon.alerter import notifier
     from newsmon.classifier import app as classifier
     from newsmon.fetcher import app as fetcher
+    from newsmon.web import app as web
 
     return {
         "fetcher": fetcher.run,
         "classifier": classifier.run,
         "alerter": alerter.run,
         "notifier": notifier.run,
+        "web": web.run,
     }
 
 
-SERVICES = ("fetcher", "classifier", "alerter", "notifier")
+SERVICES = ("fetcher", "classifier", "alerter", "notifier", "web")
 
 
 def local_bootstrap(settings: Settings) -> str:

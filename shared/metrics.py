@@ -382,6 +382,19 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        # --- newsmon web ---
+        self.web_stories = Gauge(
+            "newsmon_web_stories", "Stories the web page holds in memory", registry=r
+        )
+        self.web_live_clients = Gauge(
+            "newsmon_web_live_clients", "Open live-update streams (server-sent events)", registry=r
+        )
+        self.web_requests = Counter(
+            "newsmon_web_requests_total",
+            "Web page requests by page (a fixed set) and status code",
+            ["page", "status"],
+            registry=r,
+        )
 
     def observe_consumer(
         self, service: str, group: str, lags: Mapping[tuple[str, int], int | None]

@@ -31,6 +31,7 @@ SERVICE_METRICS_PORTS = {
     "classifier": 9402,
     "alerter": 9403,
     "notifier": 9404,
+    "web": 9405,
 }
 
 
@@ -230,6 +231,33 @@ class Settings(BaseSettings):
                 raise ValueError(f"{path}: expected a JSON object of category -> webhook URL")
             webhooks = {k: SecretStr(v.strip()) for k, v in raw.items()}
             object.__setattr__(self, "slack_category_webhooks", webhooks)
+        return self
+
+    # --- Web (newsmon web) ---------------------------------------------------------------
+    web_host: str = Field(
+        "127.0.0.1",
+        description="Address the analysts' web page listens on; any address other than "
+        "loopback requires web_token",
+    )
+    web_port: int = Field(8480, ge=0, le=65535, description="Port of the analysts' web page")
+    web_token: SecretStr | None = Field(
+        None,
+        description="Read-only access token (secret) of the web page: sent as `Authorization: "
+        "Bearer <token>` or as the password of HTTP basic auth (any user name). Optional on "
+        "loopback, required otherwise",
+    )
+    web_token_file: Path | None = Field(
+        None, description="File holding web_token (for secret mounts)"
+    )
+    web_max_stories: int = Field(
+        20_000, ge=1, description="Stories the web page keeps in memory (oldest forgotten first)"
+    )
+
+    @model_validator(mode="after")
+    def _read_web_token_file(self) -> Settings:
+        if self.web_token is None and self.web_token_file is not None:
+            secret = self.web_token_file.read_text(encoding="utf-8").strip()
+            object.__setattr__(self, "web_token", SecretStr(secret))
         return self
 
     # --- Operations --------------------------------------------------------------------

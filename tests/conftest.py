@@ -49,6 +49,7 @@ def kafka_settings(kafka_broker: LocalKafka) -> Settings:
         topic_partitions=2,
         instance_id=uuid.uuid4().hex[:8],
         metrics_port=0,
+        web_port=0,
         poll_interval_s=3600,
         fetch_allow_hosts="127.0.0.1",  # local feed servers; the SSRF guard refuses loopback
         shutdown_timeout_s=10,

@@ -369,6 +369,8 @@ class Fetcher:
     def _failed(self, feed: FeedConfig, state: FeedState, kind: str, reason: str) -> str:
         """Count and log a failed poll; returns its outcome (`kind`)."""
         state.error_streak += 1
+        # Kept in the state topic so `newsmon web` and `newsmon feeds health` can say why.
+        state.extra["last_error"] = f"{kind}: {reason}"[:300]
         self.metrics.feed_fetches.labels(feed.name, kind).inc()
         self.metrics.feed_error_streak.labels(feed.name).set(state.error_streak)
         self.metrics.errors.labels("fetcher", kind).inc()

@@ -58,6 +58,7 @@ def run_env(tmp_path: Path) -> dict[str, str]:
             "NEWSMON_KAFKA_LOCAL_DIR": str(home),
             "NEWSMON_KAFKA_LOCAL_PORT": str(free_port()),
             "NEWSMON_METRICS_PORT": str(free_port()),
+            "NEWSMON_WEB_PORT": str(free_port()),
             "NEWSMON_FEEDS_FILE": str(feeds),
             "NEWSMON_LOG_FORMAT": "json",
         }
