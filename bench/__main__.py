@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import os
 import platform
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,23 +39,48 @@ def machine() -> str:
     )
 
 
+def _load() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except (OSError, IndexError):
+        return "unknown"
+
+
+def _sections(text: str) -> dict[str, str]:
+    """The `## ` sections of a BENCHMARKS.md, by title (what comes before the first is dropped)."""
+    found: dict[str, str] = {}
+    for chunk in re.split(r"(?m)^(?=## )", text)[1:]:
+        title = chunk.splitlines()[0]
+        found[title] = chunk.strip()
+    return found
+
+
 def main(argv: list[str]) -> int:
-    wanted = set(argv)
+    # `python -m bench e2e stages` runs bench_e2e and bench_stages only; their sections replace
+    # the same sections of BENCHMARKS.md and the others are kept as they were.
+    wanted = {a if a.startswith("bench_") else f"bench_{a}" for a in argv}
     modules = sorted(p.stem for p in HERE.glob("bench_*.py"))
-    sections = []
+    sections = _sections(OUT.read_text(encoding="utf-8")) if wanted and OUT.exists() else {}
     for name in modules:
         if wanted and name not in wanted:
             continue
         print(f"running {name} ...", file=sys.stderr, flush=True)
+        load = _load()
         module = importlib.import_module(f"bench.{name}")
-        sections.append(module.run().strip())
+        section = module.run().strip()
+        title = section.splitlines()[0]
+        stamp = f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average {load} at start."
+        sections[title] = section.replace("\n\n", f"\n\n{stamp}\n\n", 1)
     header = (
         "# Benchmarks\n\n"
         f"Written by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.\n\n"
         f"Machine: {machine()}.\n\n"
-        "Every figure below was measured in the same run as its baseline.\n"
+        "Every figure below was measured in the same run as its baseline; each section says "
+        "when it was measured and the machine's 1-minute load average then (other work on the "
+        "machine takes cores from the benchmark).\n"
     )
-    OUT.write_text(header + "\n" + "\n\n".join(sections) + "\n", encoding="utf-8")
+    body = "\n\n".join(sections.values())
+    OUT.write_text(header + "\n" + body + "\n", encoding="utf-8")
     print(f"wrote {OUT}", file=sys.stderr)
     return 0
 

@@ -33,7 +33,7 @@ from newsmon.shared.pipeline import Output, Processor, Record
 from newsmon.shared.settings import Settings
 
 from .alerts import alert_from, alert_headers, alert_id_of, story_id_of
-from .grouping import StoryBook, StoryState, story_from_json, story_to_json
+from .grouping import Pending, StoryBook, StoryState, story_from_json, story_to_json
 from .routes import Route, RouteInput, load_routes, route, routed_topics
 from .statestore import ensure_state_topic, read_state_topic
 
@@ -61,7 +61,7 @@ class StoryGroups:
             window=timedelta(seconds=settings.alert_group_window_s),
             threshold=settings.alert_group_threshold,
         )
-        self.pending: dict[str, StoryState] = {}
+        self.pending = Pending()
         self._published: Counter[str] = Counter()
         self._updates = 0
         self._latencies: list[tuple[str, float]] = []  # (since, seconds) of staged alerts
@@ -88,13 +88,13 @@ class StoryGroups:
         topics: Sequence[str],
         latencies: Sequence[tuple[str, float]] = (),
     ) -> None:
-        self.pending[story.story_id] = story
+        self.pending.add(story)
         self._published.update(topics)
         self._updates += story.revision > 1
         self._latencies.extend(latencies)
 
     def committed(self) -> None:
-        self.book.apply(self.pending.values())
+        self.book.apply(self.pending.stories.values())
         for topic, count in self._published.items():
             self.metrics.alerts_published.labels(topic).inc(count)
         self.metrics.alert_updates.inc(self._updates)
@@ -104,7 +104,7 @@ class StoryGroups:
         self.aborted()
 
     def aborted(self) -> None:
-        self.pending = {}
+        self.pending = Pending()
         self._published = Counter()
         self._updates = 0
         self._latencies = []

@@ -1,0 +1,176 @@
+"""Classifier and alerter throughput end to end through Kafka, each service in its own process.
+
+`run()` starts a throw-away broker, fills the service's input topic (title+summary articles
+for the classifier; matching verdicts for the alerter), starts `newsmon classifier` or
+`newsmon alerter` as a child process with the default settings (logs at INFO to a file, as in
+production), and times how fast the consumer group's committed offsets advance from the first
+commit to the last. Reported per stage: wall-clock items/s, items per CPU-second of the service
+process (the "per core" figure: it does not depend on what else the machine runs), and the
+process's peak RSS. `python -m bench stages` runs only this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from newsmon.shared.kafka import ensure_topics
+from newsmon.shared.messages import Article, encode
+from newsmon.shared.settings import Settings
+
+from .bench_alerter import _items as alerter_items
+from .bench_classifier import _synthetic
+from .support_kafka import REPO, Child, broker, committed_total, loadavg, service_env, start_child
+
+DEV = REPO.parent / "shared/corpus/news/dev.jsonl"
+LOGS = REPO / ".cache" / "bench"
+CLASSIFIER_ITEMS = 20_000
+ALERTER_ITEMS = 6_000
+
+
+@dataclass(frozen=True)
+class StageRun:
+    items: int
+    seconds: float
+    cpu_seconds: float
+    peak_rss_mb: float
+    load: str
+
+    @property
+    def rate(self) -> float:
+        return self.items / self.seconds
+
+    @property
+    def per_cpu_second(self) -> float:
+        return self.items / self.cpu_seconds
+
+
+def classifier_inputs(n: int) -> list[tuple[bytes, bytes]]:
+    """Title+summary articles: the development set when present (read only), else synthetic
+    sentences; repeated with fresh ids up to n."""
+    if DEV.exists():
+        rows = [json.loads(line) for line in DEV.read_text(encoding="utf-8").splitlines() if line]
+        texts = [(r["title"], r["summary"], r.get("lang")) for r in rows]
+    else:
+        texts = [(i["title"], i["summary"], None) for i in _synthetic(800, 3, seed=1)]
+    now = datetime.now(UTC)
+    out = []
+    for i in range(n):
+        title, summary, lang = texts[i % len(texts)]
+        article = Article(
+            id=f"bench-{i}",
+            feed="bench",
+            source="Bench Outlet",
+            url=f"https://bench.example/{i}",
+            title=title,
+            summary=summary,
+            fetched=now,
+            lang=lang,
+        )
+        out.append((article.id.encode(), encode(article)))
+    return out
+
+
+def alerter_inputs(n: int) -> list[tuple[bytes, bytes]]:
+    return [(c.article.id.encode(), encode(c)) for c in alerter_items(n)]
+
+
+async def fill(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key) for key, value in payloads]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def _follow(child: Child, settings: Settings, service: str, topic: str, n: int) -> StageRun:
+    watcher = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=f"{settings.topic_prefix}-{service}"
+    )
+    await watcher.start()
+    try:
+        first = 0
+        started = cpu0 = 0.0
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            if child.process.poll() is not None:
+                raise RuntimeError(f"{service} exited early; see {child.log}")
+            done = await committed_total(watcher, topic, settings.topic_partitions, "")
+            if done and not started:
+                first, started, cpu0 = done, time.perf_counter(), child.cpu_seconds()
+            if done >= n:
+                seconds = time.perf_counter() - started
+                cpu = child.cpu_seconds() - cpu0
+                return StageRun(n - first, seconds, cpu, child.peak_rss_mb(), loadavg())
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"{service} did not finish in time; see {child.log}")
+    finally:
+        await watcher.stop()
+
+
+def measure(
+    bootstrap: str, service: str, payloads: list[tuple[bytes, bytes]], **env: str
+) -> StageRun:
+    """Run `newsmon <service>` over the payloads (written first to its input topic)."""
+    settings = Settings(
+        kafka_bootstrap=bootstrap,
+        topic_prefix=f"b{uuid.uuid4().hex[:8]}",
+        instance_id="bench",
+        metrics_port=0,
+    )
+    topic = settings.topics.articles if service == "classifier" else settings.topics.classified
+    asyncio.run(ensure_topics(settings))
+    asyncio.run(fill(bootstrap, topic, payloads))
+    child = start_child(
+        [service], service_env(settings, **env), LOGS / f"{service}-{settings.topic_prefix}.log"
+    )
+    try:
+        return asyncio.run(_follow(child, settings, service, topic, len(payloads)))
+    finally:
+        child.stop()
+
+
+def _row(name: str, r: StageRun, target: int) -> str:
+    verdict = "meets" if r.per_cpu_second >= target else "misses"
+    return (
+        f"| {name} | {r.items:,} | {r.rate:,.0f} | {r.per_cpu_second:,.0f} | ≥ {target:,} "
+        f"({verdict}) | {r.peak_rss_mb:,.0f} | {r.load} |"
+    )
+
+
+def run() -> str:
+    with broker() as bootstrap:
+        clf = measure(bootstrap, "classifier", classifier_inputs(CLASSIFIER_ITEMS))
+        alr = measure(bootstrap, "alerter", alerter_inputs(ALERTER_ITEMS))
+    return "\n".join(
+        [
+            "## Classifier and alerter through Kafka (one process per service)",
+            "",
+            "Each service runs alone as `newsmon classifier` / `newsmon alerter` (default "
+            "settings: transactions on, batch 200, INFO logs to a file) against a local "
+            "single-node Kafka 4.1 whose input topic was filled beforehand; the rate counts "
+            "committed input offsets from the first commit to the last. Items per CPU-second is "
+            "the service process's own CPU time (user + system), the per-core figure that does "
+            "not depend on other work on the machine. Classifier input: title + summary "
+            "articles of the development set (repeated with fresh ids). Alerter input: matching "
+            "verdicts, two thirds new stories and one third later copies (alert updates); each "
+            "publishes an alert to newsmon.alerts.v1 and two routed topics plus a state record.",
+            "",
+            "| stage | items | wall items/s | items per CPU-second | target | peak RSS MB "
+            "| load (1 min) |",
+            "|---|---:|---:|---:|---|---:|---|",
+            _row("classifier", clf, 20_000),
+            _row("alerter", alr, 5_000),
+        ]
+    )
+
+
+if __name__ == "__main__":
+    print(run())
