@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -96,6 +97,7 @@ class FeedStream:
 
     def __init__(self, stub: HttpStub) -> None:
         self._items: list[Item] = []
+        self.released_at: dict[str, float] = {}  # token -> time.monotonic() of its release
         self._batches = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self.url = stub.route(FEED_PATH, self._reply)
@@ -125,14 +127,18 @@ class FeedStream:
             published=datetime.now(UTC).replace(microsecond=0),
         )
 
-    def release(self, batch: Batch, *, every_s: float) -> asyncio.Task[None]:
-        """Publish the batch's items one by one, `every_s` apart (matching and noise mixed)."""
-        order = _interleave(batch.expected, batch.noise)
+    def order(self, batch: Batch) -> list[str]:
+        """The batch's tokens in release order: matching and noise mixed."""
+        return _interleave(batch.expected, batch.noise)
+
+    def release(self, batch: Batch, tokens: Sequence[str], *, every_s: float) -> asyncio.Task[None]:
+        """Publish these items of the batch one by one, `every_s` apart, in the background."""
         base = "http://127.0.0.1/fault-stream"
 
         async def pace() -> None:
-            for token in order:
+            for token in tokens:
                 self._items.append(self._item(token, batch, base))
+                self.released_at[token] = time.monotonic()
                 await asyncio.sleep(every_s)
 
         task = asyncio.create_task(pace(), name=f"stream-batch-{batch.number}")
