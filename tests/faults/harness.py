@@ -57,7 +57,6 @@ SUITE_SETTINGS = {
     "NEWSMON_TOPIC_PARTITIONS": "2",
     "NEWSMON_POLL_INTERVAL_S": "1",
     "NEWSMON_POLL_INTERVAL_MAX_S": "2",
-    "NEWSMON_FETCH_BACKOFF_MAX_S": "5",
     "NEWSMON_FETCH_FULL_TEXT": "off",
     "NEWSMON_FETCH_ALLOW_HOSTS": "127.0.0.1",
     "NEWSMON_SLACK_MIN_INTERVAL_S": "0.05",
@@ -315,7 +314,9 @@ def write_table(path: Path, rows: list[Row], wall_s: float) -> None:
     lines = [
         f"Fault suite run of {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node() or '?'} "
         f"({os.cpu_count()} CPUs, {platform.python_implementation()} "
-        f"{platform.python_version()}), {wall_s:.0f} s for the tests that ran.",
+        f"{platform.python_version()}), {wall_s:.0f} s for the tests that ran; load average "
+        f"{os.getloadavg()[1]:.1f} over the last 5 min (other work on the machine stretches "
+        "every time below).",
         "",
         f"Service settings: {settings}.",
         "",

@@ -52,7 +52,13 @@ async def _no_fault() -> float:
 
 async def test_baseline_without_fault(pipe: Pipeline) -> None:
     """The same counts with no fault: the reference for the rows below."""
-    row = await run_phase(pipe, "none (baseline, fresh start)", _no_fault, fault_after=0)
+    row = await run_phase(
+        pipe,
+        "none (baseline, fresh start)",
+        _no_fault,
+        fault_after=0,
+        note="recovery s here: the whole batch, from the start of the services",
+    )
     assert_clean(row, pipe)
 
 
