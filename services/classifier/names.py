@@ -9,8 +9,9 @@ Country names (North Korea, Russia, Ukraine) are CLDR's territory names and the 
 locale it ships. CLDR has no people or lesser cities, so Putin, Kim Jong Un, the Kremlin and
 Kursk come from PERSON_AND_PLACE_NAMES below (each language's Wikipedia article title).
 Each name becomes one or more lexicon terms with the inflected forms its language needs
-(see ``terms_for``). A name the hand-written lexicon.toml already has is left out, so the
-hand-written entry (with its notation) wins and no term is listed twice.
+(see ``terms_for``). A name that a hand-written lexicon file (lexicon.toml,
+lexicon_languages.toml) already has is left out, so the hand-written entry (with its notation)
+wins and no term is listed twice.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from newsmon.classifier.normalize import fold_term, is_word_char
 __all__ = ["generate", "main", "terms_for"]
 
 TARGET = Path(__file__).with_name("lexicon_names.toml")
-HAND_WRITTEN = Path(__file__).with_name("lexicon.toml")
+HAND_WRITTEN = tuple(
+    Path(__file__).with_name(name) for name in ("lexicon.toml", "lexicon_languages.toml")
+)
 
 # CLDR territory codes and time-zone ids -> lexicon category.
 TERRITORIES: Mapping[str, str] = {"KP": "dprk_actor", "RU": "russia_actor", "UA": "front_locations"}
@@ -106,7 +109,8 @@ PERSON_AND_PLACE_NAMES: Mapping[str, Mapping[str, Sequence[str]]] = {
         "it": ["Kim Jong-un"],
         "ka": ["კიმ ჩენ ინი"],
         "lt": ["Kim Jong Unas"],
-        "lv": ["Kims Čenuns"],
+        # Latvian declines the given name too (Kims, Kima, Kimam, Kimu): its case forms.
+        "lv": ["Kims Čenuns", "Kima Čenuna", "Kimam Čenunam", "Kimu Čenunu"],
         "mk": ["Ким Џонг Ун"],
         "mr": ["किम जोंग उन"],
         "ms": ["Kim Jong-un"],
@@ -193,12 +197,14 @@ PERSON_AND_PLACE_NAMES: Mapping[str, Mapping[str, Sequence[str]]] = {
 
 # How each language inflects a name (ISO 639 codes as CLDR uses them).
 # Case endings replace the final vowel (Slavic, Baltic, Finnic, Hungarian, Georgian, Greek,
-# Albanian: Россия/России, Rusko/Ruska, Krievija/Krievijā, Venäjä/Venäjän, რუსეთი/რუსეთის):
+# Albanian; Romanian's enclitic article too: Россия/России, Rusko/Ruska, Krievija/Krievijā,
+# Venäjä/Venäjän, რუსეთი/რუსეთის, Rusia/Rusiei, Phenian/Phenianul):
 # the term is the name without that vowel, open at the end.
 _STRIP_VOWEL = frozenset(
     [
         "be",
         "bg",
+        "ro",
         "bs",
         "cs",
         "dsb",
@@ -325,7 +331,9 @@ def terms_for(name: str, lang: str) -> list[str]:
         stem = _stem(words[-1], lang)
         heads = _adjective_forms(words[0], lang) if len(words) > 1 else [""]
         middle = " ".join(words[1:-1])
-        tail = f"{stem}*" if stem else words[-1]
+        # A short last word ("Kim Jong-un") keeps its vowel but still takes endings
+        # ("Kim Jong-una"); a one-word name too short to stem stays exact ("Rusko" is fine).
+        tail = f"{stem}*" if stem else (f"{words[-1]}*" if len(words) > 1 else words[-1])
         return [" ".join(w for w in (head, middle, tail) if w) for head in heads]
     if lang in _OPEN_END and is_word_char(folded[-1]):
         return [f"{folded}*"]
@@ -374,7 +382,7 @@ def _collect(
                 notes.add(f"{key} {term!r} ({category}): already a {held} term")
                 continue
             elif core in taken:
-                continue  # lexicon.toml has it
+                continue  # a hand-written file has it
             table[category][key].add(term)
     cleaned = {
         c: {k: sorted(v) for k, v in sorted(langs.items())} for c, langs in sorted(table.items())
@@ -388,7 +396,7 @@ def _toml_string(text: str) -> str:
 
 def generate() -> str:
     """The text of lexicon_names.toml (deterministic for one babel/CLDR version)."""
-    hand = parse_lexicon(HAND_WRITTEN.read_text(encoding="utf-8"))
+    hand = parse_lexicon(*(path.read_text(encoding="utf-8") for path in HAND_WRITTEN))
     taken = {e.folded: e.category for e in hand}
     cited = list(_cited_names())
     table, notes = _collect([*_cldr_names(), *cited], taken)
@@ -398,7 +406,8 @@ def generate() -> str:
         "# names of KP, RU, UA and exemplar cities of Asia/Pyongyang, Europe/Moscow, Europe/Kyiv",
         "# in every locale; Putin, Kim Jong Un, the Kremlin and Kursk from the Wikipedia titles",
         "# listed in names.py. Inflected forms and the notation: see names.py and lexicon.toml.",
-        "# Names lexicon.toml already lists are left out (its entry wins). Left out as well:",
+        "# Names the hand-written files already list are left out (their entry wins).",
+        "# Left out as well:",
         *(f"#   {note}" for note in notes),
         "",
     ]

@@ -19,15 +19,22 @@ __all__ = [
     "sentence_spans",
 ]
 
-# One-to-one folds applied after NFKC + casefold. Hyphens, dashes and the middle dots that join
-# pairs in Korean/Japanese headlines ("북·러", "ロ・朝") all become a space, so "Kim Jong-un" and
-# "Kim Jong Un" are one term; curly apostrophes become "'"; Russian "ё" is written "е" as often
-# as not.
+# Folds applied after NFKC + casefold (one-to-one, but for the dropped marks below). Hyphens,
+# dashes and the middle dots that join pairs in Korean/Japanese headlines ("북·러", "ロ・朝")
+# all become a space, so "Kim Jong-un" and "Kim Jong Un" are one term; curly apostrophes
+# become "'"; Russian "ё" is written "е" as often as not.
 _ONE_TO_ONE: tuple[tuple[str, str], ...] = (
     *((dash, " ") for dash in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212-"),
     *((dot, " ") for dot in "\u00b7\u30fb\u2022"),
     *((quote, "'") for quote in "\u2019\u2018\u02bc`"),
     ("\u0451", "\u0435"),
+    # Turkish capital "İ" (İran, İHA) case-folds to "i" + combining dot above; no precomposed
+    # letter is left with a bare U+0307 after NFKC, so dropping it restores the plain "i".
+    ("\u0307", ""),
+    # Persian ezafe on a final heh ("کرهٔ شمالی" = "کره شمالی"): optional in print, so it is
+    # dropped; U+0654 is left bare after NFKC only where no precomposed letter exists.
+    ("\u0654", ""),
+    ("\u06c0", "\u0647"),
     *((space, " ") for space in "\u00a0\t\n\r"),
 )
 

@@ -112,3 +112,18 @@ def test_origin_map_is_monotonic_and_complete(text: str) -> None:
     assert indices == sorted(indices)
     assert indices[-1] == len(text)
     assert all(0 <= i <= len(text) for i in indices)
+
+
+def test_turkish_dotted_capital_i_folds_to_plain_i() -> None:
+    folded = fold("İran ve İHA")
+    assert folded.text == "iran ve iha"
+    assert folded.to_original(5) == 5
+
+
+def test_persian_ezafe_sign_is_optional() -> None:
+    assert fold_term("کرهٔ شمالی") == fold_term("کره شمالی")
+
+
+def test_thai_and_indic_word_characters() -> None:
+    assert not is_word_char("ร")  # Thai: no spaces between words, no boundary needed
+    assert is_word_char("\u093e")  # Devanagari vowel sign: part of the word
