@@ -23,7 +23,8 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 # Debian packages the tests and tools use: Prometheus + promtool (metrics tests, rules), kcat,
-# Chromium + chromedriver (browser tests of `newsmon web`, driven by Playwright's Python API).
+# Chromium + chromedriver (browser tests of `newsmon web`, driven by Playwright's Python API),
+# with fonts for Latin, Cyrillic (DejaVu) and Korean (Nanum) headlines.
 SYSTEM_STAMP := .cache/system-deps.installed
 $(SYSTEM_STAMP):
 	@mkdir -p .cache
@@ -32,7 +33,7 @@ $(SYSTEM_STAMP):
 	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	    $$SUDO apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus kcat \
-	        chromium chromium-driver fonts-dejavu-core >/dev/null; \
+	        chromium chromium-driver fonts-dejavu-core fonts-nanum >/dev/null; \
 	fi
 	@touch $@
 

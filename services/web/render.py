@@ -120,7 +120,7 @@ def chart_svg(per_day: Sequence[tuple[date, Counter[str]]], *, width: int = 720)
                     category,
                 )
             )
-        if index % 2 == 0 or len(per_day) <= 7:
+        if (len(per_day) - 1 - index) % 2 == 0 or len(per_day) <= 7:  # today labelled
             out.append(
                 Markup('<text x="{0:.1f}" y="{1}" class="axis">{2}</text>').format(
                     x + 2, height - bottom + 14, day.strftime("%m-%d")

@@ -146,7 +146,7 @@ class AlertFilter:
 
 
 class AlertStore:
-    """Stories by alert id, newest change first, bounded to `max_stories` (the stories changed
+    """Stories by alert id, bounded to `max_stories` (the stories changed
     least recently are forgotten). Every change gets a sequence number so a live page can ask
     for what changed since the number it was rendered with."""
 
@@ -175,9 +175,10 @@ class AlertStore:
     def story(self, alert_id: str) -> Story | None:
         return self._stories.get(alert_id)
 
-    def stories(self) -> Iterable[Story]:
-        """Newest change first."""
-        return reversed(self._stories.values())
+    def stories(self) -> list[Story]:
+        """Newest first, by the time of each story's latest revision (the topic's partitions
+        are read in no particular order between them)."""
+        return sorted(self._stories.values(), key=lambda s: s.latest.alerted, reverse=True)
 
     def query(self, flt: AlertFilter, now: datetime, limit: int = 200) -> list[Story]:
         matching = (s for s in self.stories() if flt.matches(s, now))

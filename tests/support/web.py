@@ -110,3 +110,14 @@ async def running_web(settings: Settings, metrics: Metrics | None = None) -> Asy
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=20)
+
+
+async def wait_for_stories(base: str, count: int, timeout_s: float = 60.0) -> None:
+    """Until the page holds `count` stories (its Kafka readers catch up in the background)."""
+    import httpx
+
+    async with httpx.AsyncClient() as client, asyncio.timeout(timeout_s):
+        while True:
+            if len((await client.get(base + "/alerts.json")).json()) >= count:
+                return
+            await asyncio.sleep(0.2)

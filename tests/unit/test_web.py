@@ -73,7 +73,7 @@ def test_filters_and_newest_first() -> None:
     store.add(make_alert(1, lang="ru", feed="tass", categories=("weapons",)))
     store.add(make_alert(2, title="Old news of a summit", age=timedelta(days=3)))
     store.add(make_alert(3, lang="ko"))
-    assert [s.latest.alert_id for s in store.stories()] == ["alert-3", "alert-2", "alert-1"]
+    assert [s.latest.alert_id for s in store.stories()] == ["alert-3", "alert-1", "alert-2"]
 
     def ids(**query: str) -> list[str]:
         return [s.latest.alert_id for s in store.query(AlertFilter.from_query(query), now)]
@@ -83,7 +83,7 @@ def test_filters_and_newest_first() -> None:
     assert ids(category="weapons") == ["alert-1"]
     assert ids(since="24h") == ["alert-3", "alert-1"]
     assert ids(q="SUMMIT") == ["alert-2"]
-    assert ids(since="forever") == ["alert-3", "alert-2", "alert-1"], "unknown: ignored"
+    assert ids(since="forever") == ["alert-3", "alert-1", "alert-2"], "unknown: ignored"
 
 
 def test_revisions_join_one_story_and_replays_are_ignored() -> None:
