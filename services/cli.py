@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from newsmon import __version__
+from newsmon.shared.lifecycle import run_main
 from newsmon.shared.logging import configure_logging
 from newsmon.shared.settings import Settings
 from pydantic import ValidationError
@@ -65,7 +66,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if "web" in names:
         _check_web_access(settings)
     start_broker = args.command == "run" and not settings.kafka_bootstrap
-    return asyncio.run(serve(settings, names, process_name=args.command, start_broker=start_broker))
+    main = serve(settings, names, process_name=args.command, start_broker=start_broker)
+    return run_main(main, settings.event_loop)
 
 
 def _check_feeds_file(settings: Settings) -> None:

@@ -49,7 +49,11 @@ def make_producer(
         acks="all",
         enable_idempotence=True,
         transactional_id=transactional_id,
-        linger_ms=5,
+        linger_ms=settings.kafka_linger_ms,
+        max_batch_size=settings.kafka_max_batch_bytes,
+        compression_type=None
+        if settings.kafka_compression == "none"
+        else settings.kafka_compression,
         request_timeout_ms=30_000,
     )
 

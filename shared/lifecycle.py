@@ -7,13 +7,27 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from .errors import ConfigError
 
-__all__ = ["install_stop_signals", "run_until_stopped", "sleep_or_stop"]
+__all__ = ["install_stop_signals", "run_main", "run_until_stopped", "sleep_or_stop"]
 
 log = logging.getLogger("newsmon")
+
+T = TypeVar("T")
+
+
+def run_main(main: Coroutine[Any, Any, T], event_loop: Literal["asyncio", "uvloop"]) -> T:
+    """asyncio.run on the chosen event loop (NEWSMON_EVENT_LOOP). uvloop is imported only when
+    asked for (bench/bench_stages.py measures both)."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if event_loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
 
 
 async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

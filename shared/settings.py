@@ -82,6 +82,23 @@ class Settings(BaseSettings):
         description="Names this replica in transactional ids; give each replica its own",
     )
     batch_size: int = Field(200, ge=1, description="Max records a consumer takes per poll")
+    kafka_linger_ms: int = Field(
+        5,
+        ge=0,
+        description="Milliseconds a producer waits to fill a batch before sending it (more: "
+        "fewer, larger requests; less: lower latency)",
+    )
+    kafka_max_batch_bytes: int = Field(
+        16384,
+        ge=1024,
+        description="Largest producer batch per partition, bytes (aiokafka's default 16 KiB)",
+    )
+    kafka_compression: Literal["none", "gzip", "lz4", "zstd"] = Field(
+        "none", description="Compression of produced batches (CPU for bytes)"
+    )
+    event_loop: Literal["asyncio", "uvloop"] = Field(
+        "asyncio", description="Event loop of the newsmon process: Python's asyncio or uvloop"
+    )
 
     # --- Fetcher -----------------------------------------------------------------------
     feeds_file: Path = Field(Path("deploy/feeds.toml"), description="TOML list of feeds to poll")

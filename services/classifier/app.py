@@ -69,14 +69,16 @@ class ClassifyTransform:
             classifier_version=verdict.version,
             classified=utc_now(),
         )
-        log.log(
-            logging.INFO if verdict.match else logging.DEBUG,
-            "%s %.2f: %s",
-            "match" if verdict.match else "no match",
-            verdict.score,
-            article.title,
-            extra={"article_id": article.id, "categories": list(verdict.categories)},
-        )
+        level = logging.INFO if verdict.match else logging.DEBUG
+        if log.isEnabledFor(level):  # most items do not match: skip building their record
+            log.log(
+                level,
+                "%s %.2f: %s",
+                "match" if verdict.match else "no match",
+                verdict.score,
+                article.title,
+                extra={"article_id": article.id, "categories": list(verdict.categories)},
+            )
         output = Output(self.topic, article.id.encode(), encode(classified))
         self.counts.stage(verdict.match, verdict.categories)  # last: nothing above may raise
         return (output,)
