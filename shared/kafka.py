@@ -72,6 +72,10 @@ def make_consumer(
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         max_poll_records=settings.batch_size,
+        session_timeout_ms=int(settings.kafka_session_timeout_s * 1000),
+        # A third of the session, as Kafka's own defaults (3 s of 10 s; KIP-62): two
+        # heartbeats may be lost before the member is evicted.
+        heartbeat_interval_ms=int(settings.kafka_session_timeout_s * 1000 / 3),
     )
 
 

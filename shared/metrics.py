@@ -17,6 +17,7 @@ every test share counters).
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import threading
 import zlib
@@ -293,6 +294,25 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        # Fetcher fleet (services/fetcher/fleet.py).
+        self.fleet_feeds = Gauge(
+            "newsmon_fetcher_owned_feeds",
+            "Feeds this fetcher replica polls now (the feeds of the feeds-topic partitions it "
+            "holds in the fetcher consumer group)",
+            registry=r,
+        )
+        self.fleet_partitions = Gauge(
+            "newsmon_fetcher_owned_partitions",
+            "Partitions of the feeds topic this fetcher replica holds",
+            registry=r,
+        )
+        self.fleet_handovers = Counter(
+            "newsmon_fetcher_feed_handovers_total",
+            "Feeds this replica started polling (gained: assigned, added) or stopped polling "
+            "(released: rebalance or shutdown; removed: removed, disabled or changed)",
+            ["direction"],
+            registry=r,
+        )
         # Fetcher, WebSub (services/fetcher/websub.py).
         self.websub_subscriptions = Gauge(
             "newsmon_websub_subscriptions",
@@ -413,6 +433,21 @@ class Metrics:
         self._lag_labels[group] = current
         self.consumer_assigned.labels(service).set(len(lags))
         self.health.set_assigned(service, len(lags))
+
+    def forget_feed(self, feed: str) -> None:
+        """Drop the per-feed gauges of a feed this process no longer polls (moved to another
+        fetcher replica, or removed): their last values would read as a stalled feed. The
+        counters stay; they are summed across replicas."""
+        for gauge in (
+            self.feed_last_fetch_seconds,
+            self.feed_last_success,
+            self.feed_error_streak,
+            self.feed_last_new_item,
+            self.feed_interval,
+            self.feed_next_poll,
+        ):
+            with contextlib.suppress(KeyError):
+                gauge.remove(feed)
 
     def consumer_stopped(self, service: str, group: str) -> None:
         for gone in self._lag_labels.pop(group, set()):

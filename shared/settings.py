@@ -43,6 +43,9 @@ class Topics:
         self.classified = f"{prefix}.classified.v1"
         self.alerts = f"{prefix}.alerts.v1"
         self.dlq = f"{prefix}.dlq.v1"
+        # The feed list (compacted, key = feed name): created by the fetcher with its own
+        # partition count (feeds_topic_partitions), so not among the pipeline topics below.
+        self.feeds = f"{prefix}.feeds.v1"
 
     def all(self) -> tuple[str, ...]:
         return (self.articles, self.classified, self.alerts, self.dlq)
@@ -99,9 +102,25 @@ class Settings(BaseSettings):
     event_loop: Literal["asyncio", "uvloop"] = Field(
         "asyncio", description="Event loop of the newsmon process: Python's asyncio or uvloop"
     )
+    kafka_session_timeout_s: float = Field(
+        10.0,
+        ge=1,
+        description="Consumer-group session timeout: a replica silent this long (killed, "
+        "frozen, cut off) loses its partitions to the others; the broker bounds it "
+        "(group.min/max.session.timeout.ms, 6-1800 s by default)",
+    )
 
     # --- Fetcher -----------------------------------------------------------------------
-    feeds_file: Path = Field(Path("deploy/feeds.toml"), description="TOML list of feeds to poll")
+    feeds_file: Path = Field(
+        Path("deploy/feeds.toml"),
+        description="TOML list of feeds, imported into the feeds topic when a fetcher starts",
+    )
+    feeds_topic_partitions: int = Field(
+        24,
+        ge=1,
+        description="Partitions of the feeds topic when the fetcher creates it: the most "
+        "fetcher replicas that get work (never change it on an existing topic)",
+    )
     poll_interval_s: float = Field(
         300.0, gt=0, description="Default seconds between polls of a feed"
     )

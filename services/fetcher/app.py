@@ -43,6 +43,7 @@ from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
 
 from .feeds import FeedConfig, load_feeds
+from .fleet import FeedTasks, run_fleet
 from .fulltext import PageTexts, wants_full_text
 from .http import FetchError, FetchResult, HostLimiter, Validators, fetch, make_client
 from .load import DueSlots, Saturation
@@ -327,6 +328,14 @@ class Fetcher:
         state.interval_s = interval
         return "ok"
 
+    def release_feed(self, feed: FeedConfig) -> None:
+        """This process stops polling `feed` (moved to another fetcher replica, removed):
+        forget what it kept for it. Kept articles are not published here; the next owner
+        fetches the feed again, with the articles topic as its dedup memory (fleet.py)."""
+        self._release_unpublished(feed)
+        if self.websub is not None:
+            self.websub.subscriptions.drop(feed.name)  # a push for it now gets 410
+
     def _keep_unpublished(self, feed: FeedConfig, kept: Unpublished) -> None:
         self.unpublished[feed.name] = kept
         # Claimed by this feed meanwhile: another feed polled now must not publish them.
@@ -552,14 +561,13 @@ async def _create_topics(settings: Settings, topics: Sequence[str]) -> None:
 
 
 async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None:
-    feeds = [f for f in load_feeds(settings.feeds_file) if f.enabled]
-    log.info("polling %d feeds from %s", len(feeds), settings.feeds_file)
-    if not feeds:
-        log.warning("no enabled feeds in %s: the fetcher idles", settings.feeds_file)
+    # Every feed, disabled ones too: the file is imported into the feeds topic (fleet.py),
+    # which decides what this replica polls.
+    feeds = load_feeds(settings.feeds_file)
     loaded = await _load_state(settings, stop)
     if loaded is None:
         return
-    states, seen = loaded
+    _, seen = loaded  # each feed's state is read when this replica gains the feed
     producer = make_producer(settings, client_id=f"newsmon-fetcher.{settings.instance_id}")
     await producer.start()
     parser = FeedParser(parse_workers(settings.fetch_parse_workers))
@@ -580,27 +588,29 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
             allow=AllowList.parse(settings.fetch_allow_hosts),
             max_connections=max(16, settings.fetch_concurrency * 2),
         ) as client:
-            fetcher = Fetcher(settings, metrics, KafkaSink(settings, producer), client, seen)
+            sink = KafkaSink(settings, producer)
+            fetcher = Fetcher(settings, metrics, sink, client, seen)
             fetcher.parser = parser
             # Feed polls and article pages share the per-host limits (politeness per site).
             fetcher.pages = PageTexts.from_settings(settings, client, metrics, fetcher.hosts)
-            for feed in feeds:
-                state = states.get(feed.name, FeedState(url=feed.url)).for_url(feed.url)
-                states[feed.name] = state  # the live one (WebSub publishes pushes with it)
-                tasks.append(
-                    asyncio.create_task(
-                        fetcher.poll_forever(feed, state, stop), name=f"feed:{feed.name}"
-                    )
-                )
+            owned = FeedTasks(fetcher, metrics)  # the feeds this replica owns (fleet.py)
             if settings.websub:  # pushes take the same dedupe/publish step as polls
                 fetcher.websub = WebSub(
-                    settings, metrics, client, feeds, states, fetcher._publish_new
+                    settings, metrics, client, owned.feeds, owned.states, fetcher._publish_new
                 )
                 tasks.append(asyncio.create_task(fetcher.websub.run(stop), name="websub"))
-            await stop.wait()
-            # Half the shutdown budget for the polls in progress to finish (publish, save
-            # their state); the rest for the producer and the runner.
-            await _drain(tasks, DRAIN_SHARE * budget)
+            # Until `stop`; then the owned feeds' polls in progress get DRAIN_SHARE of the
+            # shutdown budget to finish (publish, save their state) before the group is left.
+            await run_fleet(
+                settings,
+                feeds,
+                owned,
+                seen,
+                producer,
+                sink.save_state,
+                stop,
+                release_budget_s=DRAIN_SHARE * budget,
+            )
     finally:
         for task in tasks:
             task.cancel()
@@ -613,22 +623,6 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
 # the rest is headroom before the runner cancels the service (shared/lifecycle.py).
 DRAIN_SHARE: Final = 0.5
 PRODUCER_SHARE: Final = 0.3
-
-
-async def _drain(tasks: list[asyncio.Task[None]], seconds: float) -> None:
-    """Let the polls in progress end (each feed's task returns after its current poll); after
-    `seconds` abandon the rest, with one line: what the broker did not acknowledge is not
-    marked published, so the next start publishes it."""
-    if not tasks:
-        return
-    _, pending = await asyncio.wait(tasks, timeout=seconds)
-    if pending:
-        log.warning(
-            "stopping: abandoned %d polls still in progress after %.1fs (Kafka slow or gone?); "
-            "articles not acknowledged are not marked published and go out after the restart",
-            len(pending),
-            seconds,
-        )
 
 
 async def _stop_producer(producer: AIOKafkaProducer, seconds: float) -> None:

@@ -1,4 +1,9 @@
-"""`newsmon fetch` and `newsmon feeds ...`: the fetcher for people and scripts, without Kafka.
+"""`newsmon fetch` and `newsmon feeds ...`: the fetcher for people and scripts.
+
+`fetch` and `feeds check` never touch Kafka. `feeds list|add|remove|import-opml|export-opml`
+work on the feeds topic (the live list every fetcher replica follows, fleet.py) when
+NEWSMON_KAFKA_BOOTSTRAP is set, else on the feeds file (imported into the topic when a fetcher
+starts); `--file PATH` always means that file.
 
 The command functions take their inputs and text streams and return exit codes, so tests call
 them directly; `add_subcommands` wires them into the `newsmon` CLI.
@@ -13,14 +18,16 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
+from aiokafka.errors import KafkaError
 from newsmon.shared.messages import Article
 from newsmon.shared.settings import Settings
 from pydantic import ValidationError
 
 from .feeds import (
     FeedConfig,
+    FeedRecord,
     FeedsFileError,
     derive_name,
     dump_feeds,
@@ -29,6 +36,7 @@ from .feeds import (
     load_feeds,
     parse_feeds,
 )
+from .fleet import read_feeds, write_feeds
 from .http import FetchError, fetch, make_client
 from .parse import FeedParseError, ParsedFeed, parse_feed
 from .ssrf import AllowList
@@ -42,6 +50,10 @@ __all__ = [
     "feeds_list",
     "feeds_remove",
     "fetch_command",
+    "topic_feeds_add",
+    "topic_feeds_import",
+    "topic_feeds_list",
+    "topic_feeds_remove",
 ]
 
 
@@ -173,6 +185,11 @@ def feeds_list(path: Path, out: TextIO, err: TextIO) -> int:
     feeds = _load(path, err)
     if feeds is None:
         return 1
+    _print_feeds(feeds, out)
+    return 0
+
+
+def _print_feeds(feeds: list[FeedConfig], out: TextIO) -> None:
     for f in feeds:
         interval = f"{f.interval_min_s or '-'}..{f.interval_max_s or '-'}"
         full = {None: "auto", True: "on", False: "off"}[f.full_text]
@@ -182,7 +199,6 @@ def feeds_list(path: Path, out: TextIO, err: TextIO) -> int:
             f"{state}",
             file=out,
         )
-    return 0
 
 
 def _append(path: Path, new: list[FeedConfig], existing: list[FeedConfig], err: TextIO) -> int:
@@ -222,17 +238,11 @@ def feeds_remove(path: Path, name: str, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-def feeds_import(path: Path, opml: Path, out: TextIO, err: TextIO) -> int:
-    feeds = _load(path, err)
-    if feeds is None:
-        return 1
-    try:
-        incoming = feeds_from_opml(opml.read_bytes())
-    except (FeedsFileError, OSError) as exc:
-        print(f"newsmon feeds import-opml: {opml}: {exc}", file=err)
-        return 1
-    urls = {f.url for f in feeds}
-    names = {f.name for f in feeds}
+def _new_feeds(incoming: list[FeedConfig], existing: list[FeedConfig]) -> list[FeedConfig]:
+    """The feeds of `incoming` whose URL is not in `existing`, renamed -2, -3 ... where their
+    name is taken."""
+    urls = {f.url for f in existing}
+    names = {f.name for f in existing}
     new: list[FeedConfig] = []
     for feed in incoming:
         if feed.url in urls:
@@ -244,6 +254,25 @@ def feeds_import(path: Path, opml: Path, out: TextIO, err: TextIO) -> int:
         names.add(name)
         urls.add(feed.url)
         new.append(replace(feed, name=name))
+    return new
+
+
+def _read_opml(opml: Path, err: TextIO) -> list[FeedConfig] | None:
+    try:
+        return feeds_from_opml(opml.read_bytes())
+    except (FeedsFileError, OSError) as exc:
+        print(f"newsmon feeds import-opml: {opml}: {exc}", file=err)
+        return None
+
+
+def feeds_import(path: Path, opml: Path, out: TextIO, err: TextIO) -> int:
+    feeds = _load(path, err)
+    if feeds is None:
+        return 1
+    incoming = _read_opml(opml, err)
+    if incoming is None:
+        return 1
+    new = _new_feeds(incoming, feeds)
     code = _append(path, new, feeds, err) if new else 0
     if code == 0:
         skipped = len(incoming) - len(new)
@@ -259,13 +288,99 @@ def feeds_export(path: Path, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-def _feeds_file(args: argparse.Namespace) -> Path:
-    if args.file is not None:
-        return Path(args.file)
-    settings = _settings_or_exit(sys.stderr)
-    if settings is None:
-        raise SystemExit(2)
-    return settings.feeds_file
+# --- the same on the feeds topic (NEWSMON_KAFKA_BOOTSTRAP set) ----------------------------------
+
+
+def _topic_call(settings: Settings, what: str, err: TextIO, work: Any) -> Any:
+    """Run `work` (a coroutine) against Kafka; one line and None when Kafka fails."""
+    try:
+        return asyncio.run(work)
+    except (KafkaError, OSError) as exc:
+        print(
+            f"newsmon feeds {what}: Kafka at {settings.kafka_bootstrap}: "
+            f"{type(exc).__name__}: {exc}",
+            file=err,
+        )
+        return None
+
+
+def topic_feeds_list(settings: Settings, out: TextIO, err: TextIO, *, opml: bool = False) -> int:
+    records = _topic_call(settings, "list", err, read_feeds(settings))
+    if records is None:
+        return 1
+    feeds = [r.feed for _, r in sorted(records.items())]
+    if opml:
+        out.write(feeds_to_opml(feeds))
+    else:
+        _print_feeds(feeds, out)
+    return 0
+
+
+def topic_feeds_add(settings: Settings, feed: FeedConfig, out: TextIO, err: TextIO) -> int:
+    records = _topic_call(settings, "add", err, read_feeds(settings))
+    if records is None:
+        return 1
+    same_url = next((r.feed.name for r in records.values() if r.feed.url == feed.url), None)
+    if feed.name in records or same_url is not None:
+        taken = (
+            f"a feed named {feed.name!r}" if feed.name in records else f"{feed.url} as {same_url}"
+        )
+        print(
+            f"newsmon feeds add: {settings.topics.feeds} has {taken}: remove it first, or "
+            "give another --name",
+            file=err,
+        )
+        return 1
+    if _topic_call(settings, "add", err, write_feeds(settings, [FeedRecord(feed)])) is None:
+        return 1
+    print(f"added {feed.name} ({feed.url}) to {settings.topics.feeds}", file=out)
+    return 0
+
+
+def topic_feeds_remove(
+    settings: Settings, name: str, path: Path | None, out: TextIO, err: TextIO
+) -> int:
+    """Remove `name` from the topic, and from the feeds file `path` when it lists it there (or
+    the next fetcher start would import it again)."""
+    records = _topic_call(settings, "remove", err, read_feeds(settings))
+    if records is None:
+        return 1
+    if name not in records:
+        print(f"newsmon feeds remove: no feed named {name!r} in {settings.topics.feeds}", file=err)
+        return 1
+    if _topic_call(settings, "remove", err, write_feeds(settings, removals=[name])) is None:
+        return 1
+    print(f"removed {name} from {settings.topics.feeds}", file=out)
+    listed = path is not None and path.exists() and name in {f.name for f in _load(path, err) or []}
+    if path is not None and listed:
+        return feeds_remove(path, name, out, err)
+    if records[name].origin == "file":
+        print(
+            f"note: {name} came from a feeds file: delete it there too, or the next fetcher "
+            "start imports it again",
+            file=err,
+        )
+    return 0
+
+
+def topic_feeds_import(settings: Settings, opml: Path, out: TextIO, err: TextIO) -> int:
+    incoming = _read_opml(opml, err)
+    if incoming is None:
+        return 1
+    records = _topic_call(settings, "import-opml", err, read_feeds(settings))
+    if records is None:
+        return 1
+    new = _new_feeds(incoming, [r.feed for r in records.values()])
+    if new:
+        records_new = [FeedRecord(f) for f in new]
+        if _topic_call(settings, "import-opml", err, write_feeds(settings, records_new)) is None:
+            return 1
+    skipped = len(incoming) - len(new)
+    print(
+        f"imported {len(new)} feeds into {settings.topics.feeds} ({skipped} already present)",
+        file=out,
+    )
+    return 0
 
 
 def _run_fetch(args: argparse.Namespace) -> int:
@@ -276,7 +391,26 @@ def _run_feeds(args: argparse.Namespace) -> int:
     out, err = sys.stdout, sys.stderr
     if args.action == "check":
         return feeds_check(args.url, out, err)
-    path = _feeds_file(args)
+    feed: FeedConfig | None = None
+    if args.action == "add":
+        try:
+            feed = FeedConfig(
+                name=args.name or derive_name(args.url),
+                url=args.url,
+                interval_min_s=args.interval_min,
+                interval_max_s=args.interval_max,
+                full_text=args.full_text,
+                lang=args.lang,
+            )
+        except ValueError as exc:
+            print(f"newsmon feeds add: {exc}", file=err)
+            return 1
+    settings = _settings_or_exit(err)
+    if settings is None:
+        return 2
+    if args.file is None and settings.kafka_bootstrap:
+        return _run_on_topic(args, settings, feed, out, err)
+    path = Path(args.file) if args.file is not None else settings.feeds_file
     if args.action == "list":
         return feeds_list(path, out, err)
     if args.action == "export-opml":
@@ -285,19 +419,21 @@ def _run_feeds(args: argparse.Namespace) -> int:
         return feeds_import(path, Path(args.opml), out, err)
     if args.action == "remove":
         return feeds_remove(path, args.name, out, err)
-    try:
-        feed = FeedConfig(
-            name=args.name or derive_name(args.url),
-            url=args.url,
-            interval_min_s=args.interval_min,
-            interval_max_s=args.interval_max,
-            full_text=args.full_text,
-            lang=args.lang,
-        )
-    except ValueError as exc:
-        print(f"newsmon feeds add: {exc}", file=err)
-        return 1
+    assert feed is not None
     return feeds_add(path, feed, out, err)
+
+
+def _run_on_topic(
+    args: argparse.Namespace, settings: Settings, feed: FeedConfig | None, out: TextIO, err: TextIO
+) -> int:
+    if args.action in ("list", "export-opml"):
+        return topic_feeds_list(settings, out, err, opml=args.action == "export-opml")
+    if args.action == "import-opml":
+        return topic_feeds_import(settings, Path(args.opml), out, err)
+    if args.action == "remove":
+        return topic_feeds_remove(settings, args.name, settings.feeds_file, out, err)
+    assert feed is not None
+    return topic_feeds_add(settings, feed, out, err)
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -316,12 +452,20 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:  # type: ig
     feeds = subparsers.add_parser(
         "feeds",
         help="list, add, remove, import/export (OPML) or check feeds",
-        description="Manage the feeds file (NEWSMON_FEEDS_FILE, or --file).",
+        description="Manage the feeds. With NEWSMON_KAFKA_BOOTSTRAP set: the feeds topic "
+        "<prefix>.feeds.v1, which running fetchers follow at once (no restart); `remove` also "
+        "deletes the feed from NEWSMON_FEEDS_FILE when it is listed there. Without it, or with "
+        "--file: the feeds file, which a fetcher imports into the topic when it starts.",
     )
-    feeds.add_argument("--file", default=None, help="feeds file (default: NEWSMON_FEEDS_FILE)")
+    feeds.add_argument(
+        "--file",
+        default=None,
+        help="work on this feeds file instead of the feeds topic (default without "
+        "NEWSMON_KAFKA_BOOTSTRAP: NEWSMON_FEEDS_FILE)",
+    )
     actions = feeds.add_subparsers(dest="action", metavar="ACTION", required=True)
     actions.add_parser("list", help="print the configured feeds")
-    add = actions.add_parser("add", help="append a feed to the feeds file")
+    add = actions.add_parser("add", help="add a feed")
     add.add_argument("url")
     add.add_argument("--name", default=None)
     add.add_argument("--lang", default=None)

@@ -18,6 +18,7 @@ is a short lower-case slug and must be unique in the file.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import tomllib
@@ -25,7 +26,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Final
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 from newsmon.fetcher.normalize import normalize_lang, xml_head_text
@@ -33,6 +34,7 @@ from newsmon.shared.errors import ConfigError
 
 __all__ = [
     "FeedConfig",
+    "FeedRecord",
     "FeedsFileError",
     "derive_name",
     "dump_feeds",
@@ -336,3 +338,55 @@ def feeds_to_opml(feeds: Sequence[FeedConfig], *, title: str = "newsmon feeds") 
         ET.SubElement(body, "outline", attrs)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Records of the feeds topic (<prefix>.feeds.v1, key = feed name, a tombstone removes it)
+# --------------------------------------------------------------------------------------------
+
+FEED_SCHEMA: Final = "newsmon.feed.v1"
+
+Origin = Literal["file", "cli"]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRecord:
+    """One feed as kept in the feeds topic: its config, and where it came from. `origin` is
+    "file" for feeds imported from the feeds file at start-up (a later import that no longer
+    finds them removes them) and "cli" for feeds written by `newsmon feeds` (left alone by
+    imports)."""
+
+    feed: FeedConfig
+    origin: Origin = "cli"
+
+    def to_json(self) -> bytes:
+        f = self.feed
+        return json.dumps(
+            {
+                "schema": FEED_SCHEMA,
+                "name": f.name,
+                "url": f.url,
+                "interval_min": f.interval_min_s,
+                "interval_max": f.interval_max_s,
+                "full_text": f.full_text,
+                "lang": f.lang,
+                "enabled": f.enabled,
+                "origin": self.origin,
+            },
+            sort_keys=True,
+        ).encode()
+
+    @classmethod
+    def from_json(cls, payload: bytes) -> FeedRecord:
+        """The record of a feeds-topic value; ValueError names what is wrong with it."""
+        try:
+            data = json.loads(payload)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"not JSON: {exc}") from None
+        if not isinstance(data, dict) or data.get("schema") != FEED_SCHEMA:
+            raise ValueError(f"not a {FEED_SCHEMA} record")
+        origin = data.get("origin", "cli")
+        if origin not in ("file", "cli"):
+            raise ValueError(f"origin {origin!r} is neither file nor cli")
+        table = {k: data[k] for k in _KEYS if data.get(k) is not None}
+        return cls(_feed_from_table(table), origin)

@@ -37,10 +37,14 @@ __all__ = [
     "KafkaSink",
     "PublishError",
     "SeenIds",
+    "ensure_compacted_topic",
     "ensure_state_topic",
     "load_seen_ids",
     "load_states",
+    "read_to_end",
+    "remember_article",
     "state_topic",
+    "topic_partitions",
     "url_key",
 ]
 
@@ -82,6 +86,9 @@ class SeenIds:
         self._order: deque[int] = deque()
         self._stale: dict[int, int] = {}  # digest -> earlier places of it still in _order
         self._names: dict[str, str] = {}  # one string per feed name
+        # Offset per partition of the articles topic up to which these ids were read (set by
+        # load_seen_ids): where a tail of the topic (fleet.py) goes on from.
+        self.offsets: dict[int, int] = {}
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and _digest(key) in self._feeds
@@ -195,17 +202,22 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
 
 
 async def ensure_state_topic(settings: Settings) -> None:
+    # A few hundred small records: one partition keeps reading it trivial.
+    await ensure_compacted_topic(settings, state_topic(settings), 1)
+
+
+async def ensure_compacted_topic(settings: Settings, topic: str, partitions: int) -> None:
+    """Create `topic` (cleanup.policy=compact: the latest value per key is kept) if missing."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap_of(settings), client_id="newsmon-fetcher-admin"
     )
     await admin.start()
     try:
-        topic = state_topic(settings)
         if topic in set(await admin.list_topics()):
             return
         new = NewTopic(
             topic,
-            1,  # a few hundred small records: one partition keeps reading it trivial
+            partitions,
             settings.topic_replication,
             topic_configs={"cleanup.policy": "compact"},
         )
@@ -216,7 +228,7 @@ async def ensure_state_topic(settings: Settings) -> None:
         await admin.close()
 
 
-async def _partitions(settings: Settings, topic: str) -> list[int]:
+async def topic_partitions(settings: Settings, topic: str) -> list[int]:
     """The partitions of `topic` ([] when it does not exist). Asked of the broker directly:
     a consumer's cached metadata can show a topic created moments ago with no partitions yet
     (leader not elected), which would silently skip its records."""
@@ -238,10 +250,12 @@ async def _partitions(settings: Settings, topic: str) -> list[int]:
         await admin.close()
 
 
-async def _read_to_end(
+async def read_to_end(
     settings: Settings, topic: str, on_record: Callable[[bytes | None, bytes | None], None]
-) -> None:
-    partitions = await _partitions(settings, topic)
+) -> dict[int, int]:
+    """Hand every record of `topic` (key, value) to `on_record`, from the beginning to the end
+    it had when the read began; returns that end offset of each partition."""
+    partitions = await topic_partitions(settings, topic)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_of(settings),
         enable_auto_commit=False,
@@ -252,7 +266,7 @@ async def _read_to_end(
     try:
         tps = [TopicPartition(topic, p) for p in partitions]
         if not tps:
-            return
+            return {}
         consumer.assign(tps)
         # Seek first, then ask for the ends: the other order (aiokafka 0.13, Kafka 4.1) left
         # the consumer at the end offsets without returning a record (test_fetcher_state.py).
@@ -275,6 +289,7 @@ async def _read_to_end(
             log.warning(
                 "stopped reading %s before its end (%s)", topic, sorted(map(str, remaining))
             )
+        return {tp.partition: end for tp, end in ends.items()}
     finally:
         await stop_consumer(consumer)
 
@@ -295,28 +310,31 @@ async def load_states(settings: Settings) -> dict[str, FeedState]:
         except (ValueError, TypeError) as exc:
             log.warning("ignoring unreadable state of feed %s: %s", name, exc)
 
-    await _read_to_end(settings, state_topic(settings), take)
+    await read_to_end(settings, state_topic(settings), take)
     log.info("restored state of %d feeds from %s", len(states), state_topic(settings))
     return states
+
+
+def remember_article(seen: SeenIds, key: bytes | None, value: bytes | None) -> None:
+    """Add one record of the articles topic (key = article id, value has url and feed)."""
+    if not key:
+        return
+    article_id = key.decode("utf-8", errors="replace")
+    feed, url = "", None
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        data = json.loads(value or b"")
+        feed, url = str(data.get("feed") or ""), data.get("url")
+    seen.add(article_id, feed)
+    if isinstance(url, str) and url:
+        seen.add(url_key(url), feed)
 
 
 async def load_seen_ids(settings: Settings, capacity: int) -> SeenIds:
     """Rebuild the dedup memory from the articles topic (key = id, value has url and feed)."""
     seen = SeenIds(capacity)
-
-    def take(key: bytes | None, value: bytes | None) -> None:
-        if not key:
-            return
-        article_id = key.decode("utf-8", errors="replace")
-        feed, url = "", None
-        with contextlib.suppress(ValueError, TypeError, AttributeError):
-            data = json.loads(value or b"")
-            feed, url = str(data.get("feed") or ""), data.get("url")
-        seen.add(article_id, feed)
-        if isinstance(url, str) and url:
-            seen.add(url_key(url), feed)
-
-    await _read_to_end(settings, settings.topics.articles, take)
+    seen.offsets = await read_to_end(
+        settings, settings.topics.articles, lambda key, value: remember_article(seen, key, value)
+    )
     log.info("rebuilt dedup memory from %s", settings.topics.articles, extra={"seen": len(seen)})
     return seen
 

@@ -284,7 +284,7 @@ class WebSub:
         settings: Settings,
         metrics: Metrics,
         client: httpx.AsyncClient,
-        feeds: Iterable[FeedConfig],
+        feeds: Mapping[str, FeedConfig],
         states: Mapping[str, FeedState],
         publish: Publish,
         *,
@@ -295,7 +295,7 @@ class WebSub:
         self.settings = settings
         self.metrics = metrics
         self.client = client
-        self.feeds = {f.name: f for f in feeds}
+        self.feeds = feeds  # live: the feeds this replica polls now (fleet.FeedTasks)
         self.states = states
         self.publish = publish
         self.clock = clock

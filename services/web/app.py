@@ -29,8 +29,7 @@ import uvicorn
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from jinja2 import Environment, PackageLoader, select_autoescape
-from newsmon.fetcher.state import FeedState, state_topic
-from newsmon.fetcher.state import _partitions as topic_partitions
+from newsmon.fetcher.state import FeedState, state_topic, topic_partitions
 from newsmon.shared.errors import ConfigError
 from newsmon.shared.kafka import bootstrap_of, stop_consumer
 from newsmon.shared.lifecycle import sleep_or_stop

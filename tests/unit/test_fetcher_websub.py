@@ -178,7 +178,7 @@ def _websub(metrics: Metrics, clock: FakeClock, **overrides: Any) -> WebSub:
 
     feed = FeedConfig(name="f1", url=TOPIC)
     return WebSub(
-        settings, metrics, client, [feed], {"f1": FeedState(url=TOPIC)}, publish, clock=clock
+        settings, metrics, client, {"f1": feed}, {"f1": FeedState(url=TOPIC)}, publish, clock=clock
     )
 
 
@@ -305,7 +305,7 @@ async def test_polling_falls_back_to_the_max_interval_while_a_subscription_is_ac
     )
     state = FeedState(url=feed.url)
     websub = WebSub(
-        settings, metrics, client, [feed], {"f1": state}, fetcher._publish_new, clock=clock
+        settings, metrics, client, {"f1": feed}, {"f1": state}, fetcher._publish_new, clock=clock
     )
     fetcher.websub = websub
 
