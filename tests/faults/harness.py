@@ -305,7 +305,11 @@ def tally(pipe: Pipeline, batch: Batch, name: str, fault_ended: float, note: str
 
 
 def assert_clean(row: Row, pipe: Pipeline) -> None:
+    """0 lost, 0 duplicates, 0 false alerts, and no process that died on its own (recovery
+    without manual action: a later test must not quietly restart a crashed service)."""
     assert (row.lost, row.duplicates, row.false_alerts) == (0, 0, 0), f"{row}\n{pipe.logs()}"
+    ended = [name for name in pipe.procs.procs if not pipe.procs.running(name)]
+    assert not ended, f"{row.fault}: {ended} exited by themselves\n{pipe.logs()}"
 
 
 def write_table(path: Path, rows: list[Row], wall_s: float) -> None:

@@ -22,7 +22,8 @@ from newsmon.shared.broker import LocalKafka, free_port
 from tests.faults.conftest import pipeline
 from tests.faults.harness import SERVICES, Fault, Pipeline, Row, assert_clean, run_phase
 
-pytestmark = pytest.mark.kafka
+# A phase waits up to 240 s for its alerts, after a fault that may itself take a minute.
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 
 KAFKA_LIB = Path(__file__).resolve().parents[2] / ".cache" / "kafka" / "lib"
 BEFORE_S = 5.0  # services run this long before the broker starts

@@ -14,7 +14,8 @@ from newsmon.shared.broker import LocalKafka
 from tests.faults.conftest import pipeline
 from tests.faults.harness import Pipeline, assert_clean, run_phase
 
-pytestmark = pytest.mark.kafka
+# A phase waits up to 240 s for its alerts, after a fault that may itself take a minute.
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 
 GENEROUS_STOP_S = 60.0  # the wait for the exit; the time it took is reported, not asserted
 

@@ -31,7 +31,8 @@ from tests.faults.harness import (
 from tests.support.kafka_read import read_topic
 from tests.support.slack_stub import StubReply
 
-pytestmark = pytest.mark.kafka
+# A phase waits up to 240 s for its alerts, after a fault that may itself take a minute.
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 
 DOWN_S = 3.0  # a killed service stays down this long before its restart
 
