@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -164,11 +163,10 @@ def test_html_page_without_alternates() -> None:
 
 
 @pytest.mark.parametrize("name", ["billion-laughs.xml", "external-entity.xml"])
-def test_entity_declarations_are_refused_quickly(name: str) -> None:
-    started = time.perf_counter()
+def test_entity_declarations_are_refused_before_parsing(name: str) -> None:
+    # Refused from the document's head, before any parser could expand an entity.
     with pytest.raises(FeedParseError, match=r"refused: the document declares XML entities"):
         _parse(name)
-    assert time.perf_counter() - started < 0.5
 
 
 def test_entity_declarations_are_refused_in_utf16() -> None:
