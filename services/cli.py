@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from newsmon import __version__
@@ -122,8 +123,12 @@ async def _tail(
     from_beginning: bool,
     limit: int | None,
     idle_timeout_s: float | None,
+    since: datetime | None = None,
+    follow: bool = True,
+    keep: Callable[[Any], bool] = lambda value: True,
+    show: Callable[[Any], None] | None = None,
 ) -> int:
-    from aiokafka import AIOKafkaConsumer
+    from aiokafka import AIOKafkaConsumer, TopicPartition
     from newsmon.shared.broker import broker_ready
     from newsmon.shared.kafka import stop_consumer
 
@@ -134,7 +139,6 @@ async def _tail(
             if await broker_ready(bootstrap):
                 break
     consumer = AIOKafkaConsumer(
-        topic,
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
@@ -146,25 +150,72 @@ async def _tail(
     loop = asyncio.get_running_loop()
     last = loop.time()
     try:
+        tps = [TopicPartition(topic, p) for p in sorted(await _topic_partitions(bootstrap, topic))]
+        consumer.assign(tps)
+        if since is not None:
+            found = await consumer.offsets_for_times(
+                dict.fromkeys(tps, int(since.timestamp() * 1000))
+            )
+            ends = await consumer.end_offsets(tps)
+            for tp in tps:
+                consumer.seek(tp, found[tp].offset if found.get(tp) else ends[tp])
+        elif from_beginning:
+            await consumer.seek_to_beginning(*tps)
+        else:
+            await consumer.seek_to_end(*tps)
+        ends = await consumer.end_offsets(tps)
         while limit is None or printed < limit:
             batch = await consumer.getmany(timeout_ms=500)
             for records in batch.values():
                 for record in records:
-                    print(record_as_json(record), flush=True)
-                    printed += 1
                     last = loop.time()
+                    if not keep(_decode_value(record.value)):
+                        continue
+                    if show is not None:
+                        show(_decode_value(record.value))
+                    else:
+                        print(record_as_json(record), flush=True)
+                    printed += 1
+                    if limit is not None and printed >= limit:
+                        break
             if idle_timeout_s is not None and loop.time() - last > idle_timeout_s:
+                break
+            if not follow and all([await _at_end(consumer, tp, ends[tp]) for tp in tps]):
                 break
     finally:
         await stop_consumer(consumer)
     return 0
 
 
+async def _topic_partitions(bootstrap: str, topic: str) -> list[int]:
+    from newsmon.fetcher.state import _partitions
+
+    partitions = await _partitions(Settings(kafka_bootstrap=bootstrap), topic)
+    if not partitions:
+        raise SystemExit(f"newsmon tail: topic {topic} does not exist")
+    return partitions
+
+
+async def _at_end(consumer: Any, tp: Any, end: int) -> bool:
+    return bool(await consumer.position(tp) >= end)
+
+
 def cmd_tail(args: argparse.Namespace) -> int:
+    from newsmon.operator import TailFilter, console_for, pretty_alert
     from newsmon.runner import local_bootstrap
 
     settings = _settings()
     configure_logging("WARNING", "text")
+    flt = TailFilter(
+        frozenset(args.category or ()), frozenset(args.lang or ()), frozenset(args.feed or ())
+    )
+    console = console_for()
+
+    def show(value: Any) -> None:
+        for line in pretty_alert(value):
+            console.print(line)
+        console.print()
+
     try:
         return asyncio.run(
             _tail(
@@ -173,10 +224,23 @@ def cmd_tail(args: argparse.Namespace) -> int:
                 from_beginning=not args.new_only,
                 limit=args.max,
                 idle_timeout_s=args.idle_timeout,
+                since=args.since,
+                follow=args.follow,
+                keep=flt.matches,
+                show=show if args.pretty else None,
             )
         )
     except KeyboardInterrupt:
         return 0
+
+
+def _time_arg(text: str) -> datetime:
+    from newsmon.operator import parse_time
+
+    try:
+        return parse_time(text, datetime.now(UTC))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
@@ -264,6 +328,28 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="exit when no message came for this long",
     )
+    tail.add_argument(
+        "--since",
+        type=_time_arg,
+        default=None,
+        metavar="TIME",
+        help="start at this time: 30m, 1h, 2d, or an ISO 8601 time (default: the beginning)",
+    )
+    tail.add_argument(
+        "--follow",
+        "-f",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep printing new messages (default); --no-follow exits at the topic's end",
+    )
+    tail.add_argument("--category", action="append", help="only alerts of this category")
+    tail.add_argument("--lang", action="append", help="only messages in this language (ISO 639-1)")
+    tail.add_argument("--feed", action="append", help="only messages of this feed")
+    tail.add_argument(
+        "--pretty",
+        action="store_true",
+        help="print alerts as people read them: headline, outlet, categories, evidence",
+    )
 
     broker = add("broker", "start, stop or check the local Kafka broker (127.0.0.1)", cmd_broker)
     broker.add_argument("action", choices=["start", "stop", "status"])
@@ -271,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("config", "print every setting (NEWSMON_*) with its value and meaning", cmd_config)
 
     _add_optional_commands(sub)
+    from newsmon.operator import add_examples
+
+    add_examples(sub.choices)
     return parser
 
 
@@ -288,6 +377,9 @@ def _add_optional_commands(sub: Any) -> None:
     from newsmon.fetcher.commands import add_subcommands as add_fetch
 
     add_fetch(sub)
+    from newsmon.operator import add_subcommands as add_operator
+
+    add_operator(sub)
     preview = sub.add_parser(
         "slack-preview",
         help="print the exact Slack webhook payload for an alert JSON",

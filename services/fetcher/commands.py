@@ -391,6 +391,10 @@ def _run_feeds(args: argparse.Namespace) -> int:
     out, err = sys.stdout, sys.stderr
     if args.action == "check":
         return feeds_check(args.url, out, err)
+    if args.action == "health":
+        from newsmon.operator import cmd_feeds_health
+
+        return cmd_feeds_health()
     feed: FeedConfig | None = None
     if args.action == "add":
         try:
@@ -479,4 +483,9 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:  # type: ig
     actions.add_parser("export-opml", help="print the feeds as OPML")
     check = actions.add_parser("check", help="fetch once; print what would be published")
     check.add_argument("url")
+    actions.add_parser(
+        "health",
+        help="per-feed health from Kafka: last success, last new item, errors in a row and "
+        "why, interval, items in the last 24 h",
+    )
     feeds.set_defaults(func=_run_feeds)
