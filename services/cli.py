@@ -188,9 +188,9 @@ async def _tail(
 
 
 async def _topic_partitions(bootstrap: str, topic: str) -> list[int]:
-    from newsmon.fetcher.state import _partitions
+    from newsmon.fetcher.state import topic_partitions
 
-    partitions = await _partitions(Settings(kafka_bootstrap=bootstrap), topic)
+    partitions = await topic_partitions(Settings(kafka_bootstrap=bootstrap), topic)
     if not partitions:
         raise SystemExit(f"newsmon tail: topic {topic} does not exist")
     return partitions

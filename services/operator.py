@@ -186,7 +186,7 @@ async def _read_window(
     on_progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> None:
     """Every record of `topic` from `start` up to the topic's end as it is now (or `until`)."""
-    from newsmon.fetcher.state import _partitions as topic_partitions
+    from newsmon.fetcher.state import topic_partitions
 
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_of(settings),
