@@ -211,7 +211,8 @@ class Metrics:
         )
         self.feed_items = Counter(
             "newsmon_feed_items_total",
-            "Feed entries by fate (new, duplicate, skipped)",
+            "Feed entries by fate (new, duplicate, skipped, unchanged: byte-identical to an "
+            "item of the feed's last parse, not parsed again)",
             ["feed", "status"],
             registry=r,
         )

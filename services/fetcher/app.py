@@ -46,6 +46,7 @@ from .feeds import FeedConfig, load_feeds
 from .fleet import FeedTasks, run_fleet
 from .fulltext import PageTexts, wants_full_text
 from .http import FetchError, FetchResult, HostLimiter, Validators, fetch, make_client
+from .items import Memo
 from .load import DueSlots, Saturation
 from .parse import FeedParseError, ParsedFeed
 from .parsing import FeedParser, parse_workers
@@ -96,7 +97,7 @@ class Unpublished:
     validators: Validators
     body_hash: str
     interval_s: float
-    total: int  # items in the parsed body
+    memo: Memo  # the parse's item memo (items.py)
 
 
 def _code_class(status: int) -> str:
@@ -136,6 +137,8 @@ class Fetcher:
         self.naps = Naps()  # the sleeps of poll_forever between polls
         # Per feed: the articles of a parse whose publish failed, published again first.
         self.unpublished: dict[str, Unpublished] = {}
+        # Per feed: fingerprints of the items of its last fully published parse (items.py).
+        self.memos: dict[str, Memo] = {}
 
     async def poll_forever(self, feed: FeedConfig, state: FeedState, stop: asyncio.Event) -> None:
         bounds = bounds_for(feed, self.settings)
@@ -302,23 +305,18 @@ class Fetcher:
                 fetched_at=fetched_at,
                 content_type=result.content_type,
                 base_url=result.final_url,
+                memo=self.memos.get(feed.name),
             )
         if self.websub is not None:
             self.websub.feed_parsed(feed, state, parsed)  # subscribes when it names a hub
-        interval = adaptive_interval(
-            (a.published for a in parsed.articles if a.published is not None), fetched_at, bounds
-        )
+        interval = adaptive_interval(parsed.published, fetched_at, bounds)
         try:
             await self._publish_new(feed, state, parsed)
         except PublishError as exc:
             # Keep the parse: the next poll publishes what was not acknowledged (same ids)
             # before fetching again, then saves these validators.
-            self._keep_unpublished(
-                feed,
-                Unpublished(
-                    exc.unacked, result.validators, body_hash, interval, len(parsed.articles)
-                ),
-            )
+            kept = Unpublished(exc.unacked, result.validators, body_hash, interval, parsed.memo)
+            self._keep_unpublished(feed, kept)
             raise
         # Only now: validators (like the body hash) kept from a poll whose items were not all
         # published (parse error, Kafka down) would turn the next poll into a 304, and those
@@ -326,6 +324,7 @@ class Fetcher:
         state.validators = result.validators
         state.body_hash = body_hash
         state.interval_s = interval
+        self._remember_items(feed, parsed.memo)
         return "ok"
 
     def release_feed(self, feed: FeedConfig) -> None:
@@ -333,8 +332,16 @@ class Fetcher:
         forget what it kept for it. Kept articles are not published here; the next owner
         fetches the feed again, with the articles topic as its dedup memory (fleet.py)."""
         self._release_unpublished(feed)
+        self.memos.pop(feed.name, None)
         if self.websub is not None:
             self.websub.subscriptions.drop(feed.name)  # a push for it now gets 410
+
+    def _remember_items(self, feed: FeedConfig, memo: Memo) -> None:
+        # Like the validators: only once everything of the parse was published.
+        if memo:
+            self.memos[feed.name] = memo
+        else:
+            self.memos.pop(feed.name, None)
 
     def _keep_unpublished(self, feed: FeedConfig, kept: Unpublished) -> None:
         self.unpublished[feed.name] = kept
@@ -363,7 +370,7 @@ class Fetcher:
         assert kept is not None
         fresh = [a for a in kept.articles if self.seen.first_seen(a) is None]
         try:
-            await self._publish_fresh(feed, fresh, kept.total)
+            await self._publish_fresh(feed, fresh, len(kept.articles))
         except PublishError as exc:
             self.metrics.fetcher_republish.labels("failed").inc()
             kept.articles = exc.unacked
@@ -373,6 +380,7 @@ class Fetcher:
         state.validators = kept.validators
         state.body_hash = kept.body_hash
         state.interval_s = kept.interval_s
+        self._remember_items(feed, kept.memo)
         return "ok"
 
     def _failed(self, feed: FeedConfig, state: FeedState, kind: str, reason: str) -> str:
@@ -417,6 +425,8 @@ class Fetcher:
                 self.metrics.feed_items.labels(feed.name, "duplicate").inc()
         if parsed.skipped:
             self.metrics.feed_items.labels(feed.name, "skipped").inc(len(parsed.skipped))
+        if parsed.unchanged:
+            self.metrics.feed_items.labels(feed.name, "unchanged").inc(parsed.unchanged)
         return fresh
 
     async def _publish_new(self, feed: FeedConfig, state: FeedState, parsed: ParsedFeed) -> None:
@@ -435,7 +445,7 @@ class Fetcher:
             finally:
                 for key in keys:
                     self.in_flight.pop(key, None)
-        await self._publish_fresh(feed, fresh, len(parsed.articles))
+        await self._publish_fresh(feed, fresh, len(parsed.articles) + parsed.unchanged)
         state.last_new_item_at = self.clock()
         self.metrics.feed_last_new_item.labels(feed.name).set(state.last_new_item_at)
 

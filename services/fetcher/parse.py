@@ -18,6 +18,14 @@ from urllib.parse import urljoin
 
 import feedparser
 from newsmon.fetcher.feeds import FeedConfig
+from newsmon.fetcher.items import (
+    ItemSpans,
+    Memo,
+    fingerprint,
+    item_spans,
+    pack_memo,
+    unpack_memo,
+)
 from newsmon.fetcher.normalize import (
     article_id,
     canonical_url,
@@ -29,7 +37,7 @@ from newsmon.fetcher.normalize import (
     truncate,
     xml_head_text,
 )
-from newsmon.shared.messages import Article
+from newsmon.shared.messages import Article, stable_id
 from pydantic import ValidationError
 
 __all__ = [
@@ -44,6 +52,7 @@ __all__ = [
 MAX_SUMMARY_CHARS: Final = 2_000
 MAX_TEXT_CHARS: Final = 100_000
 _MAX_TITLE_CHARS: Final = 1_000
+_FALLBACK_TITLE_CHARS: Final = 120
 _MAX_AUTHORS: Final = 20
 _MAX_TAGS: Final = 50
 _MAX_LABEL_CHARS: Final = 200
@@ -81,6 +90,11 @@ class ParsedFeed:
     hub_url: str | None  # WebSub hub (W3C WebSub §4: <link rel="hub">)
     self_url: str | None  # the feed's own URL (<link rel="self">), the WebSub topic
     bozo_reason: str | None  # feedparser's complaint when the feed was not well-formed
+    # Items byte-identical to ones of the feed's last parse (its memo), not parsed again.
+    unchanged: int = 0
+    memo: Memo = b""  # for the next parse of this feed (items.py); b"": skip nothing then
+    # Publication times of all items, unchanged ones included (for the adaptive interval).
+    published: tuple[datetime, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,6 +284,7 @@ class _Context:
     base: str | None
     fetched_at: datetime
     feed_info: Mapping[str, Any]
+    page: str  # the site the feed belongs to (its <link>), else the feed's URL
 
 
 def _entry_to_article(
@@ -277,23 +292,29 @@ def _entry_to_article(
 ) -> Article | SkippedEntry:
     title = truncate(html_to_text(str(raw_get(entry, "title") or "")), _MAX_TITLE_CHARS)
     raw_link = str(raw_get(entry, "link") or "").strip()
-    if not raw_link:
-        return SkippedEntry(index, "no link", title=title or None)
-    url = canonical_url(raw_link, ctx.base)
-    if not url.lower().startswith(("http://", "https://")):
-        return SkippedEntry(index, "link is not an absolute http(s) URL", title or None, raw_link)
-    if not title:
-        return SkippedEntry(index, "no title", link=url)
+    guid = raw_get(entry, "id")
     text = _content_text(entry)
     summary = truncate(html_to_text(str(raw_get(entry, "summary") or "")), MAX_SUMMARY_CHARS)
     if not summary and text:
         summary = truncate(text, MAX_SUMMARY_CHARS)  # no description: the article's lede
+    url = canonical_url(raw_link, ctx.base) if raw_link else ""
+    if not url.lower().startswith(("http://", "https://")):
+        # No link, or one we never pass on (javascript:, at://, a tag: GUID feedparser made
+        # the link): the entry is kept under an address of its own (`_url_without_link`).
+        raw_link = ""
+        url = _url_without_link(entry, guid, ctx, (title, summary, text))
+    # An entry missing fields is kept while it can be told apart (rss-parser's
+    # incomplete-fields.atom and missing-fields.atom each expect their one item): no title
+    # reads as its lede, else as its address, as a browser titles an untitled page.
+    title = title or truncate(summary, _FALLBACK_TITLE_CHARS) or url
     hint = _declared_lang(entry, ctx.feed_info) or ctx.feed.lang
-    guid = raw_get(entry, "id")
     try:
         return Article(
             schema="newsmon.article.v1",
-            id=article_id(guid if isinstance(guid, str) else None, url),
+            id=article_id(guid if isinstance(guid, str) else None, url)
+            if raw_link or "#item-" not in url
+            # canonical_url drops the fragment that tells link-less entries apart
+            else stable_id("item", url),
             feed=ctx.feed.name,
             source=ctx.source,
             url=url,
@@ -308,6 +329,21 @@ def _entry_to_article(
         )
     except ValidationError as exc:
         return SkippedEntry(index, f"invalid article: {_one_line(str(exc), 200)}", title, url)
+
+
+def _url_without_link(
+    entry: Mapping[str, Any], guid: Any, ctx: _Context, content: tuple[str, str, str]
+) -> str:
+    """The address of an entry without a link: its GUID when that is an http(s) URL, else the
+    feed's page with a fragment naming the entry (GUID, else a hash of its text), so entries
+    without links stay distinct for dedup and still lead somewhere."""
+    if isinstance(guid, str) and guid.strip().lower().startswith(("http://", "https://")):
+        return canonical_url(guid.strip(), ctx.base)
+    marker = guid.strip() if isinstance(guid, str) and guid.strip() else None
+    if marker is None:
+        when = raw_get(entry, "published") or raw_get(entry, "updated") or ""
+        marker = stable_id(*content, str(when))
+    return f"{ctx.page}#item-{stable_id(marker)}"
 
 
 def _feedparser(body: bytes, content_type: str | None, base_url: str | None) -> Any:
@@ -327,6 +363,51 @@ def _feedparser(body: bytes, content_type: str | None, base_url: str | None) -> 
     )
 
 
+def _without(body: bytes, spans: ItemSpans) -> bytes:
+    """`body` with the byte ranges `spans` (sorted, disjoint) cut out."""
+    parts, at = [], 0
+    for start, end in spans:
+        parts.append(body[at:start])
+        at = end
+    parts.append(body[at:])
+    return b"".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Items:
+    """The items of a body as items.py sees them, and which the feed's memo knows."""
+
+    spans: ItemSpans
+    fingerprints: list[int]
+    before: dict[int, datetime | None]  # fingerprint -> publication time, from the memo
+
+    @classmethod
+    def of(cls, body: bytes, memo: Memo | None) -> _Items | None:
+        if b"xml:base" in body:
+            # Not context-free: feedparser carries an item's xml:base over to the items after
+            # it (node-feedparser's rss-with-item-scoped-html-base.xml), so cutting one out
+            # could change another's links. Parsed whole, always.
+            return None
+        spans = item_spans(body)
+        if spans is None:
+            return None
+        fingerprints = [fingerprint(body, span) for span in spans]
+        return cls(spans, fingerprints, unpack_memo(memo) if memo else {})
+
+    @property
+    def known(self) -> list[int]:
+        return [i for i, fp in enumerate(self.fingerprints) if fp in self.before]
+
+    def memo(self, new_dates: list[datetime | None]) -> tuple[Memo, tuple[datetime, ...]]:
+        """The memo of this body and every item's publication time, given those of the new
+        items (document order)."""
+        dates = iter(new_dates)
+        records = [
+            (fp, self.before[fp] if fp in self.before else next(dates)) for fp in self.fingerprints
+        ]
+        return pack_memo(records), tuple(d for _, d in records if d is not None)
+
+
 def parse_feed(
     body: bytes,
     *,
@@ -334,12 +415,15 @@ def parse_feed(
     fetched_at: datetime,
     content_type: str | None = None,
     base_url: str | None = None,
+    memo: Memo | None = None,
 ) -> ParsedFeed:
     """Parse an RSS 0.9x/1.0/2.0 or Atom body into Articles.
 
     `base_url` is where the body came from (after redirects): relative links resolve against
-    it, then against the feed's own <link>. Raises FeedParseError when the body is empty, is
-    an HTML page, declares XML entities (refused: entity-expansion attacks), or is not a feed.
+    it, then against the feed's own <link>. `memo` is the ParsedFeed.memo of this feed's last
+    good parse: items unchanged since are not parsed again (items.py). Raises FeedParseError
+    when the body is empty, is an HTML page, declares XML entities (refused: entity-expansion
+    attacks), or is not a feed.
     """
     if not body.strip():
         raise FeedParseError("empty body")
@@ -352,11 +436,23 @@ def parse_feed(
             "refused: the document declares XML entities (<!ENTITY>), "
             "which feeds do not need and entity-expansion attacks use"
         )
-    result = _feedparser(body, content_type, base_url)
+    items = _Items.of(body, memo)
+    known = items.known if items is not None else []
+    result = None
+    if items is not None and known:
+        # Only the header and the new items go to feedparser; if it does not find exactly
+        # the new items there, the body is parsed whole.
+        result = _feedparser(
+            _without(body, [items.spans[i] for i in known]), content_type, base_url
+        )
+        if len(result.get("entries") or []) != len(items.spans) - len(known):
+            result, known = None, []
+    if result is None:
+        result = _feedparser(body, content_type, base_url)
     entries = result.get("entries") or []
     feed_info: Mapping[str, Any] = result.get("feed") or {}
     bozo_reason = _bozo_reason(result)
-    if not entries:
+    if not entries and not known:
         exc = result.get("bozo_exception")
         if content_type and "html" in content_type.lower() and not result.get("version"):
             raise _html_error(body, base_url)
@@ -370,7 +466,10 @@ def parse_feed(
     title = html_to_text(str(raw_get(feed_info, "title") or "")) or None
     feed_link = str(raw_get(feed_info, "link") or "").strip()
     base = base_url or (feed_link if feed_link.lower().startswith(("http:", "https:")) else None)
-    ctx = _Context(feed, (title or "").strip() or feed.name, base, fetched_at, feed_info)
+    page = canonical_url(feed_link, base) if feed_link else ""
+    if not page.lower().startswith(("http://", "https://")):
+        page = base_url or feed.url
+    ctx = _Context(feed, (title or "").strip() or feed.name, base, fetched_at, feed_info, page)
     articles: list[Article] = []
     skipped: list[SkippedEntry] = []
     for index, entry in enumerate(entries):
@@ -381,6 +480,9 @@ def parse_feed(
             skipped.append(outcome)
     links = raw_get(feed_info, "links")
     hub_url, self_url = _first_link(links, "hub"), _first_link(links, "self")
+    new_memo, published = b"", tuple(a.published for a in articles if a.published is not None)
+    if items is not None and len(entries) == len(items.spans) - len(known):
+        new_memo, published = items.memo([parse_published(e, fetched_at) for e in entries])
     return ParsedFeed(
         title=title,
         articles=tuple(articles),
@@ -388,4 +490,7 @@ def parse_feed(
         hub_url=urljoin(base, hub_url) if base and hub_url else hub_url,
         self_url=urljoin(base, self_url) if base and self_url else self_url,
         bozo_reason=bozo_reason,
+        unchanged=len(known),
+        memo=new_memo,
+        published=published,
     )

@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Literal
 
 from .feeds import FeedConfig
+from .items import Memo
 from .parse import FeedParseError, ParsedFeed, parse_feed
 
 __all__ = ["FeedParser", "parse_workers"]
@@ -66,6 +67,7 @@ class FeedParser:
         fetched_at: datetime,
         content_type: str | None = None,
         base_url: str | None = None,
+        memo: Memo | None = None,
     ) -> ParsedFeed:
         """parse_feed(body, ...) off the loop; raises what parse_feed raises."""
         call = functools.partial(
@@ -75,6 +77,7 @@ class FeedParser:
             fetched_at=fetched_at,
             content_type=content_type,
             base_url=base_url,
+            memo=memo,
         )
         if not self.workers:
             return await asyncio.to_thread(call)

@@ -33,7 +33,7 @@ def test_rss2() -> None:
     assert parsed.hub_url == "https://pubsubhubbub.example.net/"
     assert parsed.self_url == "https://news.example.com/feed.xml"
     assert parsed.bozo_reason is None
-    first, second = parsed.articles
+    first, second = parsed.articles[:2]
     assert first.feed == "example"
     assert first.source == "Example & Daily"  # the outlet's own title, for people
     assert first.url == "https://news.example.com/world/talks-resume"  # utm_* dropped
@@ -45,8 +45,12 @@ def test_rss2() -> None:
     assert first.authors == ("Jane Roe",)
     assert first.tags == ("World", "Diplomacy")  # "world" is a case-insensitive duplicate
     assert second.published is not None
-    assert [(s.index, s.reason) for s in parsed.skipped] == [(2, "no link"), (3, "no title")]
-    assert len(parsed.articles) + len(parsed.skipped) == 4
+    first, second, no_link, no_title = parsed.articles
+    assert parsed.skipped == ()  # entries missing fields are kept while they can be told apart
+    assert no_link.title == "An item without a link"
+    assert no_link.url.startswith("https://news.example.com/#item-")  # the site, distinct
+    assert no_title.url == "https://news.example.com/untitled"
+    assert no_title.title == "An item without a title."  # its lede
 
 
 def test_rss2_dates_before_the_fetch_time_are_kept() -> None:
@@ -58,11 +62,12 @@ def test_rss2_dates_before_the_fetch_time_are_kept() -> None:
 
 
 def test_ids_follow_guid_rules() -> None:
-    first, second = _parse("rss2.xml").articles
+    first, second, no_link, _ = _parse("rss2.xml").articles
+    assert no_link.id not in (first.id, second.id)
     # A permalink GUID gives the same id as the URL would; an opaque urn: GUID is its own.
     other = FeedConfig(name="other", url="https://mirror.example.org/feed")
     again = _parse("rss2.xml", feed=other)
-    assert [a.id for a in again.articles] == [first.id, second.id]
+    assert [a.id for a in again.articles][:2] == [first.id, second.id]
     assert len({first.id, second.id}) == 2
 
 
@@ -234,15 +239,16 @@ def test_a_path_like_body_is_never_opened_as_a_file() -> None:
         parse_feed(b"http://127.0.0.1:9/feed.xml", feed=FEED, fetched_at=FETCHED)
 
 
-def test_non_http_links_are_skipped() -> None:
+def test_non_http_links_are_never_passed_on() -> None:
     body = (
-        b'<rss version="2.0"><channel><title>t</title>'
+        b'<rss version="2.0"><channel><title>t</title><link>https://e.com/</link>'
         b"<item><title>js</title><link>javascript:alert(1)</link></item>"
         b"<item><title>ok</title><link>https://e.com/ok</link></item></channel></rss>"
     )
     parsed = parse_feed(body, feed=FEED, fetched_at=FETCHED)
-    assert [a.title for a in parsed.articles] == ["ok"]
-    assert parsed.skipped[0].reason == "link is not an absolute http(s) URL"
+    assert [a.title for a in parsed.articles] == ["js", "ok"]  # the entry is kept ...
+    assert parsed.articles[0].url.startswith("https://e.com/#item-")  # ... its link is not
+    assert parsed.skipped == ()
 
 
 def test_long_fields_are_capped() -> None:
