@@ -150,7 +150,9 @@ async def _tail(
     loop = asyncio.get_running_loop()
     last = loop.time()
     try:
-        tps = [TopicPartition(topic, p) for p in sorted(await _topic_partitions(bootstrap, topic))]
+        tps = [
+            TopicPartition(topic, p) for p in await _topic_partitions(bootstrap, topic, wait=follow)
+        ]
         consumer.assign(tps)
         if since is not None:
             found = await consumer.offsets_for_times(
@@ -187,12 +189,20 @@ async def _tail(
     return 0
 
 
-async def _topic_partitions(bootstrap: str, topic: str) -> list[int]:
+async def _topic_partitions(bootstrap: str, topic: str, *, wait: bool) -> list[int]:
+    """The topic's partitions; a topic not created yet is waited for (said once) when
+    following, an error otherwise."""
     from newsmon.fetcher.state import topic_partitions
 
-    partitions = await topic_partitions(Settings(kafka_bootstrap=bootstrap), topic)
-    if not partitions:
-        raise SystemExit(f"newsmon tail: topic {topic} does not exist")
+    settings = Settings(kafka_bootstrap=bootstrap)
+    warned = False
+    while not (partitions := await topic_partitions(settings, topic)):
+        if not wait:
+            raise SystemExit(f"newsmon tail: topic {topic} does not exist")
+        if not warned:
+            print(f"newsmon tail: waiting for topic {topic} ...", file=sys.stderr, flush=True)
+            warned = True
+        await asyncio.sleep(1.0)
     return partitions
 
 
