@@ -18,11 +18,12 @@ from typing import Any, TextIO
 
 from newsmon.classifier.engine import Classifier, Verdict
 from newsmon.classifier.lexicon import TOPICAL_CATEGORIES
+from newsmon.classifier.normalize import fold
 
 __all__ = ["add_subcommands", "classify_command", "eval_command"]
 
 _LABELS = ("positive", "negative", "ambiguous")
-_WORST = 5
+_MISSES_SHOWN = 30  # per kind (false negatives, false positives) in the text report
 
 
 class _BadLineError(ValueError):
@@ -37,6 +38,19 @@ class _Item:
     text: str
     lang: str | None
     label: str | None
+    categories: tuple[str, ...] = ()  # gold topics of a positive (optional)
+    kind: str | None = None  # what sort of negative it is (optional, reported as is)
+
+
+def _gold_categories(obj: dict[str, Any]) -> tuple[str, ...]:
+    value = obj.get("categories")
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(c in TOPICAL_CATEGORIES for c in value):
+        raise _BadLineError(
+            f'"categories" must be a list of {", ".join(TOPICAL_CATEGORIES)}, got {value!r}'
+        )
+    return tuple(value)
 
 
 def _optional_str(obj: dict[str, Any], key: str) -> str:
@@ -73,6 +87,8 @@ def _parse_item(line: str, *, need_label: bool) -> _Item:
         text=_optional_str(obj, "text"),
         lang=lang or None,
         label=label if isinstance(label, str) else None,
+        categories=_gold_categories(obj),
+        kind=_optional_str(obj, "kind") or None,
     )
 
 
@@ -163,23 +179,94 @@ class _Scored:
     verdict: Verdict
 
 
-def _summary(scored: list[_Scored]) -> dict[str, Any]:
-    tp = sum(1 for s in scored if s.gold and s.verdict.match)
-    fp = sum(1 for s in scored if not s.gold and s.verdict.match)
-    fn = sum(1 for s in scored if s.gold and not s.verdict.match)
-    tn = len(scored) - tp - fp - fn
-    p, r, f = _prf(tp, fp, fn)
-    by_lang: dict[str, dict[str, Any]] = {}
+def _counts(group: list[_Scored]) -> tuple[int, int, int]:
+    tp = sum(1 for s in group if s.gold and s.verdict.match)
+    fp = sum(1 for s in group if not s.gold and s.verdict.match)
+    fn = sum(1 for s in group if s.gold and not s.verdict.match)
+    return tp, fp, fn
+
+
+def _by_lang(scored: list[_Scored]) -> dict[str, dict[str, Any]]:
     groups: defaultdict[str, list[_Scored]] = defaultdict(list)
     for s in scored:
         groups[s.item.lang or "und"].append(s)
+    by_lang: dict[str, dict[str, Any]] = {}
     for lang in sorted(groups):
-        group = groups[lang]
-        ltp = sum(1 for s in group if s.gold and s.verdict.match)
-        lfp = sum(1 for s in group if not s.gold and s.verdict.match)
-        lfn = sum(1 for s in group if s.gold and not s.verdict.match)
-        lp, lr, lf = _prf(ltp, lfp, lfn)
-        by_lang[lang] = {"precision": lp, "recall": lr, "f1": lf, "n": len(group)}
+        tp, fp, fn = _counts(groups[lang])
+        p, r, f = _prf(tp, fp, fn)
+        by_lang[lang] = {
+            "precision": p,
+            "recall": r,
+            "f1": f,
+            "n": len(groups[lang]),
+            "tp": tp,
+            "fp": fp,
+            "fn": fn,
+        }
+    return by_lang
+
+
+def _by_category(scored: list[_Scored]) -> dict[str, dict[str, Any]]:
+    """P/R/F1 of each topic against the gold ``categories`` of the items that carry them.
+
+    A topic counts as found when the item is flagged and its evidence names the topic; a
+    flagged negative naming the topic is a false positive of that topic. Empty when no item
+    carries gold categories (the development set has none).
+    """
+    if not any(s.item.categories for s in scored):
+        return {}
+    # Positives without gold categories cannot be judged per topic: left out.
+    judged = [s for s in scored if s.item.categories or not s.gold]
+    result: dict[str, dict[str, Any]] = {}
+    for c in TOPICAL_CATEGORIES:
+        found = [s.verdict.match and c in s.verdict.categories for s in judged]
+        gold = [c in s.item.categories for s in judged]
+        tp = sum(1 for f, g in zip(found, gold, strict=True) if f and g)
+        fp = sum(1 for f, g in zip(found, gold, strict=True) if f and not g)
+        fn = sum(1 for f, g in zip(found, gold, strict=True) if g and not f)
+        p, r, f1 = _prf(tp, fp, fn)
+        result[c] = {"precision": p, "recall": r, "f1": f1, "n": sum(gold)}
+    return result
+
+
+def _terms(clf: Classifier, item: _Item) -> list[dict[str, str]]:
+    """Every lexicon term found in the item's fields: what the classifier saw."""
+    found: list[dict[str, str]] = []
+    for field, text in (("title", item.title), ("summary", item.summary), ("text", item.text)):
+        folded = fold(text)
+        for hit in clf.lexicon.scan(folded.text):
+            start, end = folded.to_original(hit.start), folded.to_original(hit.end)
+            found.append({"field": field, "term": text[start:end], "category": hit.category})
+    return found
+
+
+def _misses(clf: Classifier, scored: list[_Scored]) -> list[dict[str, Any]]:
+    """False negatives (lowest score first), then false positives (highest first)."""
+    fns = sorted(
+        (s for s in scored if s.gold and not s.verdict.match), key=lambda s: s.verdict.score
+    )
+    fps = sorted(
+        (s for s in scored if s.verdict.match and not s.gold), key=lambda s: -s.verdict.score
+    )
+    return [
+        {
+            "id": s.item.id,
+            "lang": s.item.lang or "und",
+            "label": "positive" if s.gold else "negative",
+            "kind": s.item.kind,
+            "score": s.verdict.score,
+            "title": s.item.title,
+            "categories": list(s.verdict.categories),
+            "terms": _terms(clf, s.item),
+        }
+        for s in (*fns, *fps)
+    ]
+
+
+def _summary(clf: Classifier, scored: list[_Scored]) -> dict[str, Any]:
+    tp, fp, fn = _counts(scored)
+    tn = len(scored) - tp - fp - fn
+    p, r, f = _prf(tp, fp, fn)
     return {
         "precision": p,
         "recall": r,
@@ -189,7 +276,9 @@ def _summary(scored: list[_Scored]) -> dict[str, Any]:
         "fn": fn,
         "tn": tn,
         "n": len(scored),
-        "by_lang": by_lang,
+        "by_lang": _by_lang(scored),
+        "by_category": _by_category(scored),
+        "misses": _misses(clf, scored),
     }
 
 
@@ -214,27 +303,65 @@ def _category_lines(scored: list[_Scored]) -> list[str]:
     return lines
 
 
-def _mistake_lines(scored: list[_Scored]) -> list[str]:
-    fps = sorted(
-        (s for s in scored if s.verdict.match and not s.gold), key=lambda s: -s.verdict.score
-    )
-    fns = sorted(
-        (s for s in scored if s.gold and not s.verdict.match), key=lambda s: s.verdict.score
-    )
-    lines: list[str] = []
-    for name, group in (("false positives", fps), ("false negatives", fns)):
-        lines.append(f"worst {name} ({len(group)} in all):")
-        for s in group[:_WORST]:
-            title = " ".join(s.item.title.split())
-            title = title if len(title) <= 90 else title[:89] + "…"
-            cats = ",".join(s.verdict.categories) or "-"
-            lines.append(
-                f"  {s.item.id} [{s.item.lang or 'und'}] {s.verdict.score:.3f} {cats}  {title}"
-            )
+def _kind_lines(scored: list[_Scored]) -> list[str]:
+    """Negatives by kind (when the file names kinds): how many were flagged anyway."""
+    kinds: defaultdict[str, list[_Scored]] = defaultdict(list)
+    for s in scored:
+        if not s.gold and s.item.kind:
+            kinds[s.item.kind].append(s)
+    if not kinds:
+        return []
+    lines = ["", "negatives by kind:", f"  {'kind':<17} {'n':>5} {'flagged':>8}"]
+    for kind in sorted(kinds):
+        flagged = sum(1 for s in kinds[kind] if s.verdict.match)
+        lines.append(f"  {kind:<17} {len(kinds[kind]):>5} {flagged:>8}")
     return lines
 
 
-def _report(summary: dict[str, Any], scored: list[_Scored], excluded: int, threshold: float) -> str:
+def _shorten(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _miss_lines(misses: list[dict[str, Any]], limit: int) -> list[str]:
+    fns = [m for m in misses if m["label"] == "positive"]
+    fps = [m for m in misses if m["label"] == "negative"]
+    lines: list[str] = []
+    for name, group in (("false negatives", fns), ("false positives", fps)):
+        shown = f", {limit} shown" if len(group) > limit else ""
+        lines.append(f"{name} ({len(group)} in all{shown}), with the terms found per field:")
+        for m in group[:limit]:
+            cats = ",".join(m["categories"]) or "-"
+            kind = f" {m['kind']}" if m["kind"] else ""
+            title = _shorten(m["title"], 80)
+            lines.append(f"  {m['id']} [{m['lang']}]{kind} {m['score']:.3f} {cats}  {title}")
+            for field in ("title", "summary", "text"):
+                terms = [f"{t['term']}/{t['category']}" for t in m["terms"] if t["field"] == field]
+                if terms:
+                    lines.append(f"      {field}: {_shorten(', '.join(terms), 110)}")
+            if not m["terms"]:
+                lines.append("      (no lexicon term found)")
+    return lines
+
+
+def _gold_category_lines(by_category: dict[str, dict[str, Any]]) -> list[str]:
+    if not by_category:
+        return []
+    lines = [
+        "",
+        "by category (against the items' gold categories):",
+        f"  {'category':<17} {'n':>5} {'precision':>10} {'recall':>8} {'F1':>7}",
+    ]
+    for c, m in by_category.items():
+        lines.append(
+            f"  {c:<17} {m['n']:>5} {m['precision']:>10.3f} {m['recall']:>8.3f} {m['f1']:>7.3f}"
+        )
+    return lines
+
+
+def _report(
+    summary: dict[str, Any], scored: list[_Scored], excluded: int, threshold: float, limit: int
+) -> str:
     lines = [
         f"items scored: {summary['n']} (ambiguous excluded: {excluded}); threshold {threshold:.2f}",
         f"precision {summary['precision']:.3f}  recall {summary['recall']:.3f}  "
@@ -243,14 +370,18 @@ def _report(summary: dict[str, Any], scored: list[_Scored], excluded: int, thres
         f"fn {summary['fn']}  tn {summary['tn']}",
         "",
         "by language:",
-        f"  {'lang':<5} {'n':>5} {'precision':>10} {'recall':>8} {'F1':>7}",
+        f"  {'lang':<7} {'n':>5} {'tp':>4} {'fp':>4} {'fn':>4} {'precision':>10} {'recall':>8} "
+        f"{'F1':>7}",
     ]
     for lang, m in summary["by_lang"].items():
         lines.append(
-            f"  {lang:<5} {m['n']:>5} {m['precision']:>10.3f} {m['recall']:>8.3f} {m['f1']:>7.3f}"
+            f"  {lang:<7} {m['n']:>5} {m['tp']:>4} {m['fp']:>4} {m['fn']:>4} "
+            f"{m['precision']:>10.3f} {m['recall']:>8.3f} {m['f1']:>7.3f}"
         )
-    lines += ["", "by category (evidence of flagged items):", *_category_lines(scored), ""]
-    lines += _mistake_lines(scored)
+    lines += _gold_category_lines(summary["by_category"])
+    lines += ["", "by category (evidence of flagged items):", *_category_lines(scored)]
+    lines += _kind_lines(scored)
+    lines += ["", *_miss_lines(summary["misses"], limit)]
     return "\n".join(lines) + "\n"
 
 
@@ -262,8 +393,11 @@ def eval_command(
     threshold: float | None = None,
     err: TextIO | None = None,
     classifier: Classifier | None = None,
+    misses: int = _MISSES_SHOWN,
 ) -> int:
-    """Score a labelled JSON-lines file; 2 if unreadable, 1 if some lines were bad, else 0."""
+    """Score a labelled JSON-lines file; 2 if unreadable, 1 if some lines were bad, else 0.
+
+    ``misses`` caps the misses listed in the text report (the JSON lists them all)."""
     err = err or sys.stderr
     clf = classifier or Classifier.default(threshold)
     source = "<stdin>" if path == "-" else path
@@ -281,11 +415,11 @@ def eval_command(
         {"title": i.title, "summary": i.summary, "text": i.text, "lang": i.lang} for i in labelled
     )
     scored = [_Scored(i, i.label == "positive", v) for i, v in zip(labelled, verdicts, strict=True)]
-    summary = _summary(scored)
+    summary = _summary(clf, scored)
     if as_json:
-        out.write(json.dumps(summary) + "\n")
+        out.write(json.dumps(summary, ensure_ascii=False) + "\n")
     else:
-        out.write(_report(summary, scored, len(items) - len(labelled), clf.threshold))
+        out.write(_report(summary, scored, len(items) - len(labelled), clf.threshold, misses))
     return 1 if bad else 0
 
 
@@ -309,7 +443,19 @@ def _run_classify(args: argparse.Namespace) -> int:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    return eval_command(args.file, args.json, sys.stdout, threshold=args.threshold)
+    return eval_command(
+        args.file, args.json, sys.stdout, threshold=args.threshold, misses=args.misses
+    )
+
+
+def _count(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError("a count cannot be negative")
+    return number
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -341,15 +487,29 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:  # type: ig
         help="measure the classifier on a labelled JSON-lines file",
         description=(
             'FILE holds JSON lines like classify\'s input plus "label" (positive, negative or '
-            "ambiguous; ambiguous items are excluded). Prints precision, recall, F1, confusion "
-            "counts, per-language and per-category figures and the worst mistakes."
+            'ambiguous; ambiguous items are excluded), and optionally "categories" (the gold '
+            "topics of a positive: troops, casualties, weapons, tech_transfer, "
+            'treaty_diplomacy) and "kind" (a name for the sort of negative). Prints precision, '
+            "recall, F1 and confusion counts overall and per language, per-category precision/"
+            "recall/F1 against the gold categories (when given), flagged negatives per kind, "
+            "and the misses with every lexicon term found in each field."
         ),
     )
     evaluate.add_argument("file", metavar="FILE", help="labelled JSON lines")
     evaluate.add_argument(
         "--json",
         action="store_true",
-        help='print one JSON object: {"precision","recall","f1","tp","fp","fn","tn","n","by_lang"}',
+        help=(
+            'print one JSON object: {"precision","recall","f1","tp","fp","fn","tn","n",'
+            '"by_lang","by_category","misses"}'
+        ),
+    )
+    evaluate.add_argument(
+        "--misses",
+        type=_count,
+        default=_MISSES_SHOWN,
+        metavar="N",
+        help=f"misses listed per kind in the text report (default {_MISSES_SHOWN})",
     )
     evaluate.add_argument(
         "--threshold",

@@ -129,35 +129,50 @@ def _analyse(lexicon: Lexicon, title: str, summary: str, text: str) -> list[_Sen
     return sentences
 
 
-def _is_core(s: _Sentence) -> bool:
-    return s.has(_DPRK) and (s.has(_RUSSIA) or s.has(_FRONT)) and s.has(_MILITARY)
-
-
 def _is_pair(s: _Sentence) -> bool:
     return s.has(_DPRK) and (s.has(_RUSSIA) or s.has(_FRONT))
 
 
 def _features(sentences: Sequence[_Sentence]) -> tuple[float, ...]:
-    title = [s for s in sentences if s.field == "title"]
-    title_cats: set[str] = set().union(*(s.categories for s in title))
-    all_cats: set[str] = set().union(*(s.categories for s in sentences))
+    # One pass over the sentences: this runs for every item, so each sentence's category set
+    # is tested once per group rather than once per feature.
+    title_cats: set[str] = set()
+    lede_cats: set[str] = set()
+    all_cats: set[str] = set()
+    core = topical_near = negatives = third = dprk_sentences = 0
+    any_pair = diplomacy_pair = leaders_sentence = third_in_pair = False
+    for s in sentences:
+        cats = s.categories
+        if not cats:
+            continue
+        all_cats |= cats
+        if s.field == "title":
+            title_cats |= cats
+        elif s.field == "summary":
+            lede_cats |= cats
+        dprk = not cats.isdisjoint(_DPRK)
+        russia = not cats.isdisjoint(_RUSSIA)
+        front = not cats.isdisjoint(_FRONT)
+        dprk_sentences += dprk
+        if dprk and (russia or front):
+            any_pair = True
+            core += not cats.isdisjoint(_MILITARY)
+            third_in_pair = third_in_pair or not cats.isdisjoint(_THIRD)
+        diplomacy_pair = diplomacy_pair or (dprk and russia and "diplomacy" in cats)
+        leaders_sentence = leaders_sentence or ("dprk_leader" in cats and "russia_leader" in cats)
+        actor = dprk or russia or front
+        weight = 2 if s.field == "title" else 1
+        for h in s.hits:
+            if h.category in _NEGATIVE:
+                negatives += weight
+            elif h.category == "neg_third_party":
+                third += 1
+            elif actor and h.category in _TOPICAL:
+                topical_near += 1
     title_actor = not title_cats.isdisjoint(_DPRK | _RUSSIA)
-    actor_or_front = _DPRK | _RUSSIA | _FRONT
-    topical_near = sum(
-        1 for s in sentences if s.has(actor_or_front) for h in s.hits if h.category in _TOPICAL
-    )
-    negatives = sum(
-        (2 if s.field == "title" else 1)
-        for s in sentences
-        for h in s.hits
-        if h.category in _NEGATIVE
-    )
-    third = sum(1 for s in sentences for h in s.hits if h.category == "neg_third_party")
-    dprk_sentences = sum(1 for s in sentences if s.has(_DPRK))
-    lede_cats: set[str] = set().union(*(s.categories for s in sentences if s.field == "summary"))
     return (
-        math.log1p(sum(1 for s in sentences if _is_core(s))),
-        float(any(_is_pair(s) for s in sentences)),
+        math.log1p(core),
+        float(any_pair),
         float(not title_cats.isdisjoint(_DPRK) and not title_cats.isdisjoint(_RUSSIA | _FRONT)),
         float(title_actor and not title_cats.isdisjoint(_TOPICAL)),
         float(not title_cats.isdisjoint(_DPRK)),
@@ -167,20 +182,13 @@ def _features(sentences: Sequence[_Sentence]) -> tuple[float, ...]:
             and not all_cats.isdisjoint(_TOPICAL)
         ),
         math.log1p(topical_near),
-        float(
-            any(s.has(_DPRK) and s.has(_RUSSIA) and "diplomacy" in s.categories for s in sentences)
-        ),
-        float(
-            any(
-                "dprk_leader" in s.categories and "russia_leader" in s.categories for s in sentences
-            )
-            or {"dprk_leader", "russia_leader"} <= title_cats
-        ),
-        float(any(_is_pair(s) and s.has(_THIRD) for s in sentences)),
+        float(diplomacy_pair),
+        float(leaders_sentence or {"dprk_leader", "russia_leader"} <= title_cats),
+        float(third_in_pair),
         math.log1p(negatives),
         math.log1p(third),
         dprk_sentences / len(sentences) if sentences else 0.0,
-        float(any(_is_pair(s) for s in sentences) and all_cats.isdisjoint(_MILITARY)),
+        float(any_pair and all_cats.isdisjoint(_MILITARY)),
         float("neg_missile_test" in all_cats and all_cats.isdisjoint(_WAR)),
         float(
             not title_cats.isdisjoint(_DPRK)
@@ -211,10 +219,11 @@ def _evidence_sentences(sentences: Sequence[_Sentence]) -> list[_Sentence]:
         if len(keep) < _MAX_EVIDENCE and not (s.categories & _TOPICAL) <= shown:
             keep.append(s)
             shown |= s.categories & _TOPICAL
+    kept = {id(s) for s in keep}  # by identity: comparing sentences field by field is slow
     for s in ranked:
-        if len(keep) < _MAX_EVIDENCE and s not in keep:
-            keep.append(s)
-    kept = {id(s) for s in keep}
+        if len(kept) >= _MAX_EVIDENCE:
+            break
+        kept.add(id(s))
     return [s for s in chosen if id(s) in kept]
 
 

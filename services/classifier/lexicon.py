@@ -110,17 +110,21 @@ class Lexicon:
         """All hits in a folded text, after boundaries, script gates and masks."""
         raw: list[Hit] = []
         gated: list[tuple[Hit, frozenset[str]]] = []
-        for last, entry in self.automaton.iter(text):
-            start = last + 1 - len(entry.folded)
+        size = len(text)
+        for last, match in self.automaton.iter(text):
+            entry, length, left, right = match
             end = last + 1
-            if not _on_boundaries(text, start, end, entry):
+            start = end - length
+            if start > 0 and left is not _FREE and not _boundary(text[start - 1], left):
+                continue
+            if end < size and right is not _FREE and not _boundary(text[end], right):
                 continue
             # A stem's hit covers the whole word, so evidence shows "troops", not "troop".
             if entry.open_left:
                 while start > 0 and is_word_char(text[start - 1]):
                     start -= 1
             if entry.open_right:
-                while end < len(text) and is_word_char(text[end]):
+                while end < size and is_word_char(text[end]):
                     end += 1
             hit = Hit(start, end, entry.category)
             if entry.gates:
@@ -132,23 +136,30 @@ class Lexicon:
         return _resolve(raw)
 
 
-def _on_boundaries(text: str, start: int, end: int, entry: Entry) -> bool:
-    # Only an edge made of a spaced-script letter needs a boundary: "russia" must not match
-    # inside "belorussia", but 러시아 may be followed by a particle. "^"/"$" terms (the
-    # one-syllable Korean abbreviation 러) need a boundary whatever the script.
-    if start > 0 and not entry.open_left:
-        before = text[start - 1]
-        if entry.strict_left and before.isalnum():
-            return False
-        if is_word_char(entry.folded[0]) and is_word_char(before):
-            return False
-    if end < len(text) and not entry.open_right:
-        after = text[end]
-        if entry.strict_right and after.isalnum():
-            return False
-        if is_word_char(entry.folded[-1]) and is_word_char(after):
-            return False
-    return True
+# What an edge of a term needs from the character beyond it. Only an edge made of a
+# spaced-script letter needs a word boundary: "russia" must not match inside "belorussia", but
+# 러시아 may be followed by a particle. "^"/"$" terms (the one-syllable Korean abbreviation 러)
+# need a non-alphanumeric neighbour whatever the script. Worked out once per term, when the
+# automaton is built, since the scan runs this for every candidate match.
+_FREE = "free"  # open ("*") edge, or a Hangul/kana/Han/Thai edge: anything may follow
+_WORD = "word"  # no word character of a spaced script may follow
+_STRICT = "strict"  # no letter or digit of any script may follow
+_STRICT_WORD = "strict+word"
+
+
+def _edge(open_edge: bool, strict: bool, char: str) -> str:
+    if open_edge:
+        return _FREE
+    word = is_word_char(char)
+    if strict:
+        return _STRICT_WORD if word else _STRICT
+    return _WORD if word else _FREE
+
+
+def _boundary(neighbour: str, rule: str) -> bool:
+    if rule is not _WORD and neighbour.isalnum():
+        return False  # strict edge
+    return rule is _STRICT or not is_word_char(neighbour)
 
 
 def _scripts_present(text: str, gates: frozenset[str]) -> bool:
@@ -277,7 +288,9 @@ def _merge(a: Entry, b: Entry) -> Entry:
 def _build_automaton(entries: Iterable[Entry]) -> Any:
     automaton = ahocorasick.Automaton()
     for entry in entries:
-        automaton.add_word(entry.folded, entry)
+        left = _edge(entry.open_left, entry.strict_left, entry.folded[0])
+        right = _edge(entry.open_right, entry.strict_right, entry.folded[-1])
+        automaton.add_word(entry.folded, (entry, len(entry.folded), left, right))
     automaton.make_automaton()
     return automaton
 

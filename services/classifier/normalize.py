@@ -7,6 +7,7 @@ map from its indices back to the original ones.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -39,9 +40,13 @@ _ONE_TO_ONE: tuple[tuple[str, str], ...] = (
 )
 
 
-def _one_to_one(text: str) -> str:
+# The folds an ASCII text can need (most feed items are ASCII: no need to look for the rest).
+_ONE_TO_ONE_ASCII = tuple((old, new) for old, new in _ONE_TO_ONE if old.isascii())
+
+
+def _one_to_one(text: str, folds: tuple[tuple[str, str], ...] = _ONE_TO_ONE) -> str:
     # A chain of str.replace beats str.translate with a dict severalfold on long texts.
-    for old, new in _ONE_TO_ONE:
+    for old, new in folds:
         if old in text:
             text = text.replace(old, new)
     return text
@@ -83,7 +88,7 @@ def fold_term(term: str) -> str:
 def fold(text: str) -> Folded:
     """NFKC + casefold + one-to-one folds, with a map back to the original offsets."""
     if text.isascii():
-        return Folded(_one_to_one(text.lower()), None)
+        return Folded(_one_to_one(text.lower(), _ONE_TO_ONE_ASCII), None)
     folded = _fold_chars(text)
     if len(folded) == len(text) and _MAY_COMPOSE.search(text) is None:
         # Nothing could shrink, and the total did not grow: every character kept its place.
@@ -168,9 +173,17 @@ def is_word_char(char: str) -> bool:
     Korean glues particles to nouns and the others use no spaces between words, so their terms
     match inside longer runs.
     """
-    if char.isalnum():
-        return not _is_unspaced(char)
-    return unicodedata.category(char) in _WORD_MARKS and not _is_unspaced(char)
+    if char.isascii():
+        return char.isalnum()
+    return _is_non_ascii_word_char(char)
+
+
+@functools.lru_cache(maxsize=8192)
+def _is_non_ascii_word_char(char: str) -> bool:
+    # Cached: boundary checks ask about the same few hundred characters over and over.
+    if _is_unspaced(char):
+        return False
+    return char.isalnum() or unicodedata.category(char) in _WORD_MARKS
 
 
 # Candidate sentence ends: Latin/Cyrillic terminators followed by space or end (with closing

@@ -116,13 +116,77 @@ def test_eval_json_has_exactly_the_documented_shape(tmp_path: Path) -> None:
     text = out.getvalue()
     assert text.count("\n") == 1
     result = json.loads(text)
-    assert set(result) == {"precision", "recall", "f1", "tp", "fp", "fn", "tn", "n", "by_lang"}
+    assert set(result) == {
+        "precision",
+        "recall",
+        "f1",
+        "tp",
+        "fp",
+        "fn",
+        "tn",
+        "n",
+        "by_lang",
+        "by_category",
+        "misses",
+    }
     assert (result["tp"], result["fp"], result["fn"], result["tn"], result["n"]) == (2, 0, 1, 2, 5)
     assert result["precision"] == 1.0
     assert result["recall"] == pytest.approx(2 / 3, abs=1e-3)
     assert set(result["by_lang"]) == {"en", "ko"}
-    assert set(result["by_lang"]["en"]) == {"precision", "recall", "f1", "n"}
+    assert set(result["by_lang"]["en"]) == {"precision", "recall", "f1", "n", "tp", "fp", "fn"}
     assert result["by_lang"]["en"]["n"] == 4
+    assert result["by_category"] == {}  # no item carries gold categories
+    (miss,) = result["misses"]
+    assert (miss["id"], miss["label"], miss["terms"]) == ("p3", "positive", [])
+
+
+def test_eval_scores_gold_categories_and_lists_misses_with_their_terms(tmp_path: Path) -> None:
+    rows = [
+        {
+            "id": "w1",
+            "title": "North Korea shipped artillery shells to Russia",
+            "lang": "en",
+            "label": "positive",
+            "categories": ["weapons"],
+        },
+        {
+            "id": "t1",
+            "title": "Pyongyang sends troops",
+            "summary": "Officials said little.",
+            "lang": "en",
+            "label": "positive",
+            "categories": ["troops"],
+        },
+        {
+            "id": "n1",
+            "title": "Russia fires Iranian drones at Kyiv",
+            "lang": "en",
+            "label": "negative",
+            "kind": "iran_drones",
+        },
+    ]
+    path = _write(tmp_path, [json.dumps(r) for r in rows])
+    out = io.StringIO()
+    assert eval_command(str(path), True, out) == 0
+    result = json.loads(out.getvalue())
+    assert result["by_category"]["weapons"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "n": 1}
+    assert result["by_category"]["troops"]["recall"] == 0.0
+    (miss,) = result["misses"]
+    assert miss["id"] == "t1"
+    assert {"field": "title", "term": "troops", "category": "troops"} in miss["terms"]
+    text = io.StringIO()
+    assert eval_command(str(path), False, text) == 0
+    report = text.getvalue()
+    assert "against the items' gold categories" in report
+    assert "iran_drones" in report
+    assert "troops/troops" in report
+
+
+def test_eval_rejects_unknown_gold_categories(tmp_path: Path) -> None:
+    path = _write(tmp_path, [json.dumps({**GOOD, "label": "positive", "categories": ["tanks"]})])
+    out, err = io.StringIO(), io.StringIO()
+    assert eval_command(str(path), True, out, err=err) == 1
+    assert '"categories"' in err.getvalue()
 
 
 def test_eval_text_report_lists_figures_and_mistakes(tmp_path: Path) -> None:

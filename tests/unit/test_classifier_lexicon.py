@@ -51,6 +51,47 @@ def test_core_categories_cover_the_required_languages(category: str) -> None:
     assert not missing, f"{category} lacks {sorted(missing)}"
 
 
+# Issue [12]: topic terms for these languages, in lexicon_languages.toml (or lexicon.toml).
+ISSUE_12_LANGS = {
+    *[
+        "ar",
+        "hi",
+        "mr",
+        "fa",
+        "tr",
+        "bg",
+        "sr",
+        "hr",
+        "bs",
+        "sk",
+        "cs",
+        "lv",
+        "lt",
+        "et",
+        "ka",
+        "ro",
+        "hu",
+        "es",
+        "pt",
+        "it",
+        "id",
+        "vi",
+        "th",
+    ],
+}
+
+
+@pytest.mark.parametrize("category", ["troops", "casualties", "weapons", "treaty_diplomacy"])
+def test_topic_categories_cover_the_issue_12_languages(category: str) -> None:
+    langs: set[str] = set()
+    for name in ("lexicon.toml", "lexicon_languages.toml"):
+        text = resources.files("newsmon.classifier").joinpath(name).read_text("utf-8")
+        table = tomllib.loads(text).get(category, {})
+        langs |= {key.split("@")[0] for key in table}
+    missing = ISSUE_12_LANGS - langs
+    assert not missing, f"{category} lacks {sorted(missing)}"
+
+
 def test_every_category_in_the_file_is_known_and_documented() -> None:
     text = resources.files("newsmon.classifier").joinpath("lexicon.toml").read_text("utf-8")
     header = text.split("[meta]")[0]
