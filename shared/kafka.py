@@ -12,6 +12,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from .lifecycle import sleep_or_stop
@@ -24,12 +25,17 @@ __all__ = [
     "header",
     "make_consumer",
     "make_producer",
+    "max_message_bytes",
     "wait_for_leaders",
 ]
 
 log = logging.getLogger("newsmon.kafka")
 
 Headers = list[tuple[str, bytes]]
+
+# The producer's own cap on one request (aiokafka's default max_request_size, set explicitly so
+# the size checks in shared/pipeline.py know it).
+MAX_REQUEST_BYTES = 1_048_576
 
 
 def bootstrap_of(settings: Settings) -> str:
@@ -55,6 +61,7 @@ def make_producer(
         if settings.kafka_compression == "none"
         else settings.kafka_compression,
         request_timeout_ms=30_000,
+        max_request_size=MAX_REQUEST_BYTES,
     )
 
 
@@ -186,6 +193,30 @@ async def wait_for_leaders(
             )
         await sleep_or_stop(stop, 0.2)
     return False
+
+
+async def max_message_bytes(settings: Settings, topics: Sequence[str]) -> dict[str, int]:
+    """Each topic's `max.message.bytes` (its own setting or the broker's default), capped at
+    the producer's MAX_REQUEST_BYTES: the largest record batch the broker accepts for it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_of(settings), client_id="newsmon-admin")
+    await admin.start()
+    try:
+        described = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic) for topic in topics]
+        )
+    finally:
+        await admin.close()
+    limits: dict[str, int] = {}
+    for response in described:
+        # DescribeConfigs: resources = [(error_code, error_message, type, name, entries)],
+        # each entry (name, value, ...).
+        for error_code, _, _, topic, entries in response.resources:
+            if error_code != 0:
+                continue
+            for name, value, *_ in entries:
+                if name == "max.message.bytes" and value is not None:
+                    limits[topic] = min(int(value), MAX_REQUEST_BYTES)
+    return limits
 
 
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:

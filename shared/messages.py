@@ -8,6 +8,7 @@ newer version, and a message that does not fit goes to the DLQ with the validati
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Literal, TypeVar
 
@@ -23,6 +24,8 @@ __all__ = [
     "Term",
     "decode",
     "encode",
+    "fit_alert",
+    "fit_classified",
     "stable_id",
     "utc_now",
 ]
@@ -104,6 +107,9 @@ class Classified(_Message):
     evidence: tuple[Evidence, ...] = ()
     classifier_version: str
     classified: UtcDatetime
+    trimmed: bool = Field(
+        False, description="True when text was shortened to fit the topic (see fit_classified)"
+    )
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
@@ -140,6 +146,9 @@ class Alert(_Message):
     classified: UtcDatetime
     alerted: UtcDatetime
     sources: tuple[AlertSource, ...] = ()
+    trimmed: bool = Field(
+        False, description="True when text was shortened to fit the topic (see fit_alert)"
+    )
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
@@ -167,3 +176,66 @@ def decode(model: type[M], payload: bytes | None) -> M:
         raise MessageDecodeError(
             f"{model.__name__}: {where}: {problem} ({exc.error_count()} error(s))"
         ) from None
+
+
+# --- Fitting a message into a topic's size limit --------------------------------------------
+# A valid match must still be alerted when its text is longer than the topic takes
+# (max.message.bytes): long text is cut, in the order of what an analyst needs least, and the
+# message says so (`trimmed`). Removing n UTF-8 bytes from a string shortens its JSON by at least
+# n bytes (escaping only ever adds), so one cut per field is enough.
+
+
+def _cut(text: str, excess: int) -> str:
+    """`text` at least `excess` bytes (UTF-8) shorter, cut at a character boundary."""
+    raw = text.encode("utf-8")
+    keep = max(len(raw) - excess, 0)
+    return raw[:keep].decode("utf-8", errors="ignore")
+
+
+def _shrink(message: M, max_bytes: int, steps: list[Callable[[M, int], M]]) -> bytes | None:
+    """The message encoded in at most `max_bytes`, applying `steps` in order until it fits
+    (each step gets the bytes still over); None when even all of them are not enough."""
+    value = encode(message)
+    for step in steps:
+        if len(value) <= max_bytes:
+            break
+        message = step(message, len(value) - max_bytes)
+        value = encode(message)
+    return value if len(value) <= max_bytes else None
+
+
+def _classified_steps() -> list[Callable[[Classified, int], Classified]]:
+    def text(c: Classified, excess: int) -> Classified:
+        article = c.article.model_copy(update={"text": _cut(c.article.text, excess)})
+        return c.model_copy(update={"article": article, "trimmed": True})
+
+    def summary(c: Classified, excess: int) -> Classified:
+        article = c.article.model_copy(update={"summary": _cut(c.article.summary, excess)})
+        return c.model_copy(update={"article": article, "trimmed": True})
+
+    def evidence(c: Classified, _excess: int) -> Classified:
+        return c.model_copy(update={"evidence": c.evidence[:1], "trimmed": True})
+
+    return [text, summary, evidence]
+
+
+def _alert_steps() -> list[Callable[[Alert, int], Alert]]:
+    def summary(a: Alert, excess: int) -> Alert:
+        return a.model_copy(update={"summary": _cut(a.summary, excess), "trimmed": True})
+
+    def evidence(a: Alert, _excess: int) -> Alert:
+        return a.model_copy(update={"evidence": a.evidence[:1], "trimmed": True})
+
+    return [summary, evidence]
+
+
+def fit_classified(message: Classified, max_bytes: int) -> bytes | None:
+    """`message` encoded in at most `max_bytes`: the article's full text is cut first, then
+    its summary, then the evidence beyond the first sentence; None if that is not enough."""
+    return _shrink(message, max_bytes, _classified_steps())
+
+
+def fit_alert(message: Alert, max_bytes: int) -> bytes | None:
+    """`message` encoded in at most `max_bytes`: the summary is cut first, then the evidence
+    beyond the first sentence; None if that is not enough."""
+    return _shrink(message, max_bytes, _alert_steps())

@@ -165,6 +165,13 @@ class Metrics:
             ["service", "reason"],
             registry=r,
         )
+        self.outputs_trimmed = Counter(
+            "newsmon_outputs_trimmed_total",
+            "Outputs whose text was shortened to fit the topic's max.message.bytes (flagged "
+            "trimmed in the message)",
+            ["service", "topic"],
+            registry=r,
+        )
         self.batch_seconds = Histogram(
             "newsmon_batch_duration_seconds",
             "Time to transform and publish one consumed batch (commit included)",

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -30,14 +30,18 @@ from aiokafka.errors import (
     ProducerFenced,
     UnknownProducerId,
 )
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.structs import OffsetAndMetadata
 
+from .errors import PermanentError
 from .kafka import (
+    MAX_REQUEST_BYTES,
     Headers,
     dlq_headers,
     ensure_topics,
     make_consumer,
     make_producer,
+    max_message_bytes,
     wait_for_leaders,
 )
 from .lifecycle import sleep_or_stop
@@ -50,7 +54,7 @@ _TOPIC_CHECK_INTERVAL_S = 30.0
 # Errors that leave an idempotent/transactional producer unusable (KIP-98): replace it.
 _PRODUCER_STATE_ERRORS = (OutOfOrderSequenceNumber, UnknownProducerId, ProducerFenced)
 
-__all__ = ["BatchState", "Output", "Processor", "Transform", "observe_lag"]
+__all__ = ["BatchState", "Output", "OutputTooLargeError", "Processor", "Transform", "observe_lag"]
 
 log = logging.getLogger("newsmon.pipeline")
 
@@ -64,6 +68,20 @@ class Output:
     key: bytes | None
     value: bytes
     headers: Headers = field(default_factory=list)
+    # Given a byte budget, the value shortened to fit it (flagged as trimmed in the message),
+    # or None when it cannot be made to fit. None here: the value is sent whole or not at all.
+    fit: Callable[[int], bytes | None] | None = None
+    trimmed: bool = False
+
+
+class OutputTooLargeError(PermanentError):
+    """An output is larger than its topic accepts, even with its text trimmed."""
+
+    def __init__(self, topic: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"output of {size} bytes does not fit {topic} (max.message.bytes {limit}), "
+            "even with its text trimmed"
+        )
 
 
 # Takes one record, returns what to publish for it (maybe nothing). Raising refuses the record:
@@ -91,6 +109,10 @@ class _Result:
     record: Record
     outputs: Sequence[Output]
     error: Exception | None
+
+
+def _key_text(record: Record) -> str | None:
+    return record.key.decode("utf-8", "replace") if record.key else None
 
 
 def _apply(transform: Transform, records: Sequence[Record]) -> list[_Result]:
@@ -183,6 +205,10 @@ class Processor:
         self.outputs = tuple(dict.fromkeys([*outputs, settings.topics.dlq]))
         self._create_topics = create_topics or self._create_plain_topics
         self._check_topics_at = 0.0
+        # Largest record each output topic takes (max.message.bytes): read at start and after
+        # a failed publish (an operator may have changed it).
+        self._max_bytes: dict[str, int] = {}
+        self._max_bytes_stale = True
         self._retry_delay_s = 1.0
         self._producer: AIOKafkaProducer | None = None
         self._producer_broken = False
@@ -224,6 +250,16 @@ class Processor:
             service=self.service,
         )
         self._check_topics_at = time.monotonic() + _TOPIC_CHECK_INTERVAL_S
+        if self._max_bytes_stale and not self.stop.is_set():
+            try:
+                self._max_bytes = await max_message_bytes(self.settings, self.outputs)
+                self._max_bytes_stale = False
+            except KafkaError as exc:
+                log.warning(
+                    "cannot read the output topics' max.message.bytes yet: %s",
+                    exc,
+                    extra={"service": self.service},
+                )
 
     async def _renew_producer(self) -> bool:
         """Replace a producer whose idempotence/transaction state is lost. The new one, with
@@ -320,8 +356,10 @@ class Processor:
                     or isinstance(exc, _PRODUCER_STATE_ERRORS)
                     or not _usable(producer)
                 )
-                # A topic may have gone (deleted): checked before the retry.
+                # A topic may have gone (deleted) or changed its size limit: checked before
+                # the retry.
                 self._check_topics_at = 0.0
+                self._max_bytes_stale = True
                 await self._rewind(consumer, records, exc)
 
     async def _publish(
@@ -353,10 +391,11 @@ class Processor:
         for result in results:
             if result.error is None:
                 try:
+                    result = _Result(result.record, self._fitted(result), None)
                     pending.extend(await self._send_outputs(producer, result.outputs))
-                except MessageSizeTooLargeError as exc:
-                    # A bad record must not stall its partition: the size check is the
-                    # client's, before anything is queued, so nothing of it was sent.
+                except (MessageSizeTooLargeError, OutputTooLargeError) as exc:
+                    # A bad record must not stall its partition: the size checks come before
+                    # anything of the record is queued, so nothing of it was sent.
                     result = _Result(result.record, (), exc)
             if result.error is not None:
                 pending.append(await self._dead_letter(producer, result.record, result.error))
@@ -364,6 +403,36 @@ class Processor:
         # Every send acknowledged (acks=all) before offsets move on.
         await asyncio.gather(*pending)
         return sent
+
+    def _fitted(self, result: _Result) -> list[Output]:
+        """The record's outputs, each made to fit its topic's size limit (text trimmed and
+        flagged); OutputTooLargeError when one cannot be, so none of them is sent."""
+        fitted = []
+        for out in result.outputs:
+            limit = self._max_bytes.get(out.topic, MAX_REQUEST_BYTES)
+            # What the record costs besides its value (record batch and record headers), as
+            # aiokafka itself estimates it before a send.
+            overhead = DefaultRecordBatchBuilder.estimate_size_in_bytes(out.key, b"", out.headers)
+            if overhead + len(out.value) <= limit:
+                fitted.append(out)
+                continue
+            value = out.fit(limit - overhead) if out.fit is not None else None
+            if value is None:
+                raise OutputTooLargeError(out.topic, overhead + len(out.value), limit)
+            log.warning(
+                "trimmed an output's text to fit %s (%d -> %d bytes, max.message.bytes %d)",
+                out.topic,
+                overhead + len(out.value),
+                overhead + len(value),
+                limit,
+                extra={
+                    "service": self.service,
+                    "message_key": _key_text(result.record),
+                    "offset": result.record.offset,
+                },
+            )
+            fitted.append(replace(out, value=value, fit=None, trimmed=True))
+        return fitted
 
     @staticmethod
     async def _send_outputs(
@@ -377,7 +446,9 @@ class Processor:
     async def _dead_letter(
         self, producer: AIOKafkaProducer, record: Record, error: Exception
     ) -> asyncio.Future[Any]:
-        log.warning(
+        # A valid message that cannot be made to fit its topic is a real loss: ERROR.
+        log.log(
+            logging.ERROR if isinstance(error, OutputTooLargeError) else logging.WARNING,
             "dead-lettered a message: %s",
             error,
             extra={
@@ -386,7 +457,7 @@ class Processor:
                 "partition": record.partition,
                 "offset": record.offset,
                 # The key is the article (or story) id: the thread to follow across stages.
-                "message_key": record.key.decode("utf-8", "replace") if record.key else None,
+                "message_key": _key_text(record),
                 "error_type": type(error).__name__,
             },
         )
@@ -411,6 +482,8 @@ class Processor:
                 self.metrics.errors.labels(self.service, "poison").inc()
             for out in result.outputs:
                 self.metrics.items_out.labels(self.service, out.topic).inc()
+                if out.trimmed:
+                    self.metrics.outputs_trimmed.labels(self.service, out.topic).inc()
 
     async def _rewind(
         self, consumer: AIOKafkaConsumer, records: Sequence[Record], exc: KafkaError

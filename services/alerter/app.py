@@ -21,13 +21,14 @@ state topic makes a restart cheap), and scale the classifier instead.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import Counter
 from collections.abc import Sequence
 from datetime import timedelta
 
 from newsmon.shared.kafka import ensure_topics
-from newsmon.shared.messages import Classified, decode, encode, utc_now
+from newsmon.shared.messages import Classified, decode, encode, fit_alert, utc_now
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.pipeline import Output, Processor, Record
 from newsmon.shared.settings import Settings
@@ -153,7 +154,8 @@ class AlertTransform:
         topics = [
             t for t, _ in route(RouteInput.from_alert(alert), self.routes, prefix=self.prefix)
         ]
-        outputs = [Output(topic, key, value, headers) for topic in topics]
+        fit = functools.partial(fit_alert, alert)
+        outputs = [Output(topic, key, value, headers, fit=fit) for topic in topics]
         outputs.append(Output(self.state_topic, key, story_to_json(story)))
         latencies = [("fetched", (alert.alerted - alert.fetched).total_seconds())]
         if alert.published is not None:

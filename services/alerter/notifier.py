@@ -21,7 +21,9 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -59,6 +61,13 @@ __all__ = ["Notifier", "notifier_state_topic", "run"]
 log = logging.getLogger("newsmon.notifier")
 
 SERVICE = "notifier"
+# After Slack failed, the next try of the alert comes this soon at the latest (the pause doubles
+# from 1 s): an outage costs one probe (a single POST) every few seconds, and a recovery is
+# noticed within them. A 429's Retry-After is still honoured: the rate limiter holds every
+# POST to that webhook until it has passed.
+SLACK_PROBE_MAX_S = 5.0
+# The pause cap when the broker refused a commit or a marker.
+KAFKA_RETRY_MAX_S = 30.0
 # Markers older than this are dropped by the broker; an alert replayed later than that from
 # the alerts topic (a reset of the group's offsets) would be posted again, on purpose.
 MARKER_RETENTION_MS = 30 * 86400 * 1000
@@ -99,6 +108,8 @@ class Notifier:
         self.state_topic = notifier_state_topic(settings)
         self.group = f"{settings.topic_prefix}-notifier"
         self._pause_s = 1.0
+        # When Slack started failing (monotonic, wall clock); None while it answers.
+        self._slack_down_since: tuple[float, datetime] | None = None
 
     async def load_delivered(self) -> None:
         """Markers written by any replica, so far (see the module docstring)."""
@@ -156,15 +167,21 @@ class Notifier:
             self.metrics.slack_skipped.labels("already_delivered").inc()
             return True
         payload = build_payload(alert) if alert.revision == 1 else build_update_payload(alert)
+        # While Slack is failing, one POST per try (a probe), not a full retry sequence.
+        probe = 1 if self._slack_down_since is not None else None
         try:
-            result = await self.sender.send(webhook, payload)
+            result = await self.sender.send(webhook, payload, max_attempts=probe)
         except SlackPermanentError as exc:
+            self._slack_answered()
             await self._dead_letter(record, exc)
             await self._remember(key, alert, label, "refused")
             return True
         except SlackRetriableError as exc:
-            await self._rewind(tp, record, exc)
+            await self._slack_failed(tp, record, exc)
             return False
+        except _Stopping:
+            return False  # not delivered; the offset stays uncommitted
+        self._slack_answered()
         await self._remember(key, alert, label, "delivered")
         self.metrics.items_out.labels(SERVICE, "slack").inc()
         self.metrics.slack_delivery_seconds.observe((utc_now() - alert.alerted).total_seconds())
@@ -207,7 +224,15 @@ class Notifier:
         log.warning(
             "dead-lettered an alert: %s",
             error,
-            extra={"offset": record.offset, "partition": record.partition},
+            extra={
+                "service": SERVICE,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                # The key is the story id: the thread to follow across stages.
+                "message_key": record.key.decode("utf-8", "replace") if record.key else None,
+                "error_type": type(error).__name__,
+            },
         )
         await self.producer.send_and_wait(
             self.settings.topics.dlq,
@@ -217,15 +242,32 @@ class Notifier:
         )
         self.metrics.dlq.labels(SERVICE, type(error).__name__).inc()
 
-    async def _rewind(self, tp: TopicPartition, record: Record, error: Exception) -> None:
+    async def _slack_failed(self, tp: TopicPartition, record: Record, error: Exception) -> None:
+        """One line when Slack starts failing (not one per probe), then probe again soon."""
         self.metrics.errors.labels(SERVICE, "slack_unavailable").inc()
-        log.warning(
-            "Slack unavailable, alert kept for later (retry in %.0fs): %s",
-            self._pause_s,
-            error,
-            extra={"offset": record.offset},
+        if self._slack_down_since is None:
+            self._slack_down_since = (time.monotonic(), utc_now())
+            log.warning(
+                "Slack unavailable: alerts kept, probing again every %.0fs at most: %s",
+                SLACK_PROBE_MAX_S,
+                error,
+                extra={"offset": record.offset, "partition": record.partition},
+            )
+        else:
+            log.debug("Slack still unavailable: %s", error)
+        await self._replay_later(tp, record, SLACK_PROBE_MAX_S)
+
+    def _slack_answered(self) -> None:
+        if self._slack_down_since is None:
+            return
+        since, at = self._slack_down_since
+        self._slack_down_since = None
+        self._pause_s = 1.0
+        log.info(
+            "Slack answers again after %.0fs (unavailable since %s)",
+            time.monotonic() - since,
+            at.isoformat(timespec="seconds"),
         )
-        await self._replay_later(tp, record)
 
     async def _kafka_failed(self, tp: TopicPartition, record: Record, error: KafkaError) -> None:
         self.metrics.errors.labels(SERVICE, "kafka").inc()
@@ -235,15 +277,32 @@ class Notifier:
             error,
             extra={"offset": record.offset, "partition": record.partition},
         )
-        await self._replay_later(tp, record)
+        await self._replay_later(tp, record, KAFKA_RETRY_MAX_S)
 
-    async def _replay_later(self, tp: TopicPartition, record: Record) -> None:
+    async def _replay_later(self, tp: TopicPartition, record: Record, cap_s: float) -> None:
         # A partition revoked meanwhile is left alone: its new owner starts from the
         # committed offset, which this alert never moved past.
         with contextlib.suppress(IllegalStateError):
             self.consumer.seek(tp, record.offset)
         await sleep_or_stop(self.stop, self._pause_s)
-        self._pause_s = min(self._pause_s * 2, 60.0)
+        self._pause_s = min(self._pause_s * 2, cap_s)
+
+
+class _Stopping(Exception):  # noqa: N818 - a signal, not an error
+    """SIGTERM arrived while a Slack send was waiting (rate limit, Retry-After, backoff)."""
+
+
+def _stoppable_sleep(stop: asyncio.Event) -> Callable[[float], Awaitable[None]]:
+    """The sender's and rate limiter's sleep: cut short by `stop`, which then ends the send
+    (the alert is not delivered and its offset stays uncommitted), so a long Retry-After or
+    backoff never outlives the shutdown budget."""
+
+    async def sleep(seconds: float) -> None:
+        await sleep_or_stop(stop, seconds)
+        if stop.is_set():
+            raise _Stopping
+
+    return sleep
 
 
 class _ReloadOnAssign(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -314,10 +373,12 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
     consumer.subscribe([settings.topics.alerts], listener=listener)
     producer = make_producer(settings, client_id=client_id)
     async with httpx.AsyncClient(timeout=10.0) as client:
+        sleep = _stoppable_sleep(stop)
         sender = SlackSender(
             client,
             policy=RetryPolicy(max_attempts=settings.slack_max_attempts),
-            limiter=WebhookRateLimiter(interval_s=settings.slack_min_interval_s),
+            limiter=WebhookRateLimiter(interval_s=settings.slack_min_interval_s, sleep=sleep),
+            sleep=sleep,
             on_attempt=_on_attempt(metrics),
         )
         await producer.start()

@@ -480,9 +480,14 @@ class SlackSender:
         self._jitter = jitter
         self._on_attempt = on_attempt or (lambda outcome: None)
 
-    async def send(self, webhook: WebhookUrl, payload: dict[str, Any]) -> SendResult:
+    async def send(
+        self, webhook: WebhookUrl, payload: dict[str, Any], *, max_attempts: int | None = None
+    ) -> SendResult:
+        """`max_attempts` overrides the policy's for this send (1: a probe of a Slack that
+        was failing, see the notifier)."""
         body = payload_json(payload)
         started = self._clock()
+        attempts_allowed = max_attempts or self._policy.max_attempts
         attempt = 0
         while True:
             attempt += 1
@@ -496,8 +501,12 @@ class SlackSender:
             delay = result.retry_after
             if delay is None:
                 delay = self._policy.backoff(attempt, self._jitter)
+            else:
+                # Held even when this send gives up: the next send (any sender, the
+                # notifier's next probe) waits for it too.
+                self._limiter.hold(webhook, delay)
             elapsed = self._clock() - started
-            if attempt >= self._policy.max_attempts or elapsed + delay > self._policy.deadline_s:
+            if attempt >= attempts_allowed or elapsed + delay > self._policy.deadline_s:
                 self._on_attempt("gave_up")
                 raise SlackRetriableError(webhook, attempt, result.detail)
             log.warning(
@@ -510,9 +519,7 @@ class SlackSender:
                     "retry_in_s": round(delay, 3),
                 },
             )
-            if result.retry_after is not None:
-                self._limiter.hold(webhook, delay)  # the limiter waits, for every sender
-            else:
+            if result.retry_after is None:  # else the limiter's hold waits, for every sender
                 await self._sleep(delay)
 
     async def _post(self, webhook: WebhookUrl, body: bytes) -> _Attempt:

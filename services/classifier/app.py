@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import Counter
 from collections.abc import Sequence
 
-from newsmon.shared.messages import Article, Classified, decode, encode, utc_now
+from newsmon.shared.messages import Article, Classified, decode, encode, fit_classified, utc_now
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.pipeline import Output, Processor, Record
 from newsmon.shared.settings import Settings
@@ -79,7 +80,12 @@ class ClassifyTransform:
                 article.title,
                 extra={"article_id": article.id, "categories": list(verdict.categories)},
             )
-        output = Output(self.topic, article.id.encode(), encode(classified))
+        output = Output(
+            self.topic,
+            article.id.encode(),
+            encode(classified),
+            fit=functools.partial(fit_classified, classified),
+        )
         self.counts.stage(verdict.match, verdict.categories)  # last: nothing above may raise
         return (output,)
 

@@ -196,10 +196,10 @@ async def test_an_output_too_large_for_kafka_is_dead_lettered_not_retried_foreve
         dead = await read_topic(bootstrap, topics.dlq, until=lambda rs: len(rs) >= 1, timeout_s=30)
     assert sorted(r.value for r in out) == [b"ONE", b"TWO"]
     assert [r.value for r in dead] == [b"huge"]
-    assert header(dead[0], "dlq_error_type") == "MessageSizeTooLargeError"
+    assert header(dead[0], "dlq_error_type") == "OutputTooLargeError"
     assert (
         metrics.registry.get_sample_value(
-            "newsmon_dlq_messages_total", {"service": "big", "reason": "MessageSizeTooLargeError"}
+            "newsmon_dlq_messages_total", {"service": "big", "reason": "OutputTooLargeError"}
         )
         == 1
     )

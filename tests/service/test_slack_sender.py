@@ -296,3 +296,21 @@ async def test_stub_wait_for_requests(stub: SlackStub, client: httpx.AsyncClient
     async with asyncio.timeout(5):
         requests = await waiter
     assert [r.json for r in requests] == [{"text": "a"}, {"text": "b"}]
+
+
+async def test_a_probe_refused_with_retry_after_holds_the_next_send(
+    stub: SlackStub, client: httpx.AsyncClient
+) -> None:
+    # The notifier probes a failing Slack with one attempt; a 429 on it still holds the
+    # webhook for Retry-After, so the next send waits for it.
+    stub.script([StubReply.rate_limited(retry_after=3), "ok"])
+    clock, outcomes = FakeClock(), _outcomes()
+    sender = _sender(client, clock, outcomes)
+    webhook = WebhookUrl(stub.webhook_url())
+
+    with pytest.raises(SlackRetriableError):
+        await sender.send(webhook, PAYLOAD, max_attempts=1)
+    await sender.send(webhook, PAYLOAD)
+
+    assert outcomes == ["retry_429", "gave_up", "ok"]
+    assert clock.sleeps == [3.0]
