@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TextIO
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -583,6 +584,9 @@ async def _check_feeds(settings: Settings) -> Check:
     gate = asyncio.Semaphore(8)
 
     async def reach(client: httpx.AsyncClient, url: str) -> str | None:
+        if url.startswith("file://"):
+            found = await asyncio.to_thread(Path(url.removeprefix("file://")).is_file)
+            return None if found else "no such file"
         if not url.startswith(("http://", "https://")):
             return None
         async with gate:
@@ -725,12 +729,14 @@ def cmd_doctor(args: Any) -> int:
         return 1
     checks = asyncio.run(doctor(settings, send_test=args.send_test, feeds=args.feeds))
     console_for().print(checks_table(checks))
-    failed = [c for c in checks if c.status == "FAIL"]
+    counts = {
+        status: sum(c.status == status for c in checks) for status in ("PASS", "WARN", "FAIL")
+    }
     print(
-        f"{len(checks) - len(failed)}/{len(checks)} checks passed"
-        + (" (failures above)" if failed else "")
+        f"{len(checks)} checks: {counts['PASS']} passed, {counts['WARN']} warnings, "
+        f"{counts['FAIL']} failed"
     )
-    return 1 if failed else 0
+    return 1 if counts["FAIL"] else 0
 
 
 def cmd_feeds_health() -> int:

@@ -481,6 +481,8 @@ async def run(
         server_header=False,
     )
     server = _Server(config)
+    # newsmon logs the start itself; uvicorn's own start/stop lines add nothing but noise.
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     topics = settings.topics
 
     def day_ago_ms() -> int:
