@@ -215,6 +215,8 @@ class ArticlesTail:
                 await self._task
         if self._consumer is not None:
             await stop_consumer(self._consumer)
+        # A tail started again later goes on from here.
+        self.seen.offsets.update({tp.partition: offset for tp, offset in self._next.items()})
 
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
         while True:
@@ -528,30 +530,30 @@ async def run_fleet(
     release_budget_s: float,
 ) -> None:
     """Import the feeds file's `feeds`, then poll this replica's share of all feeds until
-    `stop`."""
+    `stop`. Kafka failing under it (the group consumer cannot start, the broker went away for
+    good) hands the feeds over as a rebalance does and joins again after a pause."""
+    imported = False
     delay = 1.0
     while not stop.is_set():
+        tail = ArticlesTail(settings, seen)
         try:
-            await import_feeds_file(settings, feeds)
-            break
+            if not imported:
+                await import_feeds_file(settings, feeds)
+                imported = True
+            await tail.start()
+            source = FeedSource(
+                settings,
+                tasks.metrics,
+                tasks,
+                tail,
+                producer,
+                save_state,
+                release_budget_s=release_budget_s,
+            )
+            await source.run(stop)
         except KafkaError as exc:
-            log.warning("cannot import the feeds file into Kafka yet (%s); retrying", exc)
+            log.warning("fetcher fleet: Kafka failed (%s); joining again in %.0fs", exc, delay)
+        finally:
+            await tail.stop()
         await sleep_or_stop(stop, delay)
         delay = min(delay * 2, 30.0)
-    if stop.is_set():
-        return
-    tail = ArticlesTail(settings, seen)
-    await tail.start()
-    try:
-        source = FeedSource(
-            settings,
-            tasks.metrics,
-            tasks,
-            tail,
-            producer,
-            save_state,
-            release_budget_s=release_budget_s,
-        )
-        await source.run(stop)
-    finally:
-        await tail.stop()

@@ -5,7 +5,8 @@ feeds file) on the test broker, polling 12 feeds of a real local HTTP server tha
 asked for what (the User-Agent carries each replica's NEWSMON_FETCH_CONTACT). Checked: every
 feed polled by exactly one replica; a feed moves with its state (the new owner's first request
 is conditional and answered 304); `newsmon feeds add` / `remove` reach the running replicas;
-after `kill -9` of one replica the other takes its feeds over; no article published twice.
+after `kill -9` of one replica, and after a clean stop of another, the survivor takes the
+feeds over; no article published twice.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ async def until(condition: Callable[[], bool], what: str, log: Path, timeout_s: 
 
 
 def last_lines(log: Path) -> str:
-    return last_lines(log)
+    return log.read_text()[-3000:]
 
 
 def newsmon(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -183,7 +184,10 @@ async def test_two_fetchers_share_the_feeds_and_take_over_a_killed_one(
 
             # A feed added while running is polled; a removed one no longer.
             added = await asyncio.to_thread(
-                newsmon, "feeds", "add", f"{base}/f13.xml", "--name", "f13", env=env
+                newsmon,
+                *("feeds", "add", f"{base}/f13.xml", "--name", "f13"),
+                *("--interval-min", "1", "--interval-max", "2"),
+                env=env,
             )
             assert added.returncode == 0, added.stderr
             await until(lambda: "f13" in pollers(requests), "the added feed is polled", log)
@@ -222,6 +226,40 @@ async def test_two_fetchers_share_the_feeds_and_take_over_a_killed_one(
             assert all(first_after[n] == 304 for n in taken if n != changed), first_after
             assert all(p == {"replica-b"} for p in pollers(requests[mark:]).values())
 
+            # A clean stop hands over at once: c joins, b stops (SIGTERM), c takes b's feeds.
+            now = [*kept, "f13"]
+            c = start("c", env, log)
+            replicas.append(c)
+            await until(
+                lambda: (
+                    min(b.owned_feeds(), c.owned_feeds()) > 0
+                    and b.owned_feeds() + c.owned_feeds() == 12
+                ),
+                "b and c share the feeds",
+                log,
+            )
+            mark = len(requests)
+            await until(lambda: polled_again(requests, mark, now, 1), "b and c poll", log)
+            owners = pollers(requests[mark:])
+            assert all(len(owners[n]) == 1 for n in now), owners
+            of_b = [n for n in now if owners[n] == {"replica-b"}]
+            stopped_at = time.monotonic()
+            b.process.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(b.process.wait, 30) == 0, last_lines(log)
+            mark = len(requests)
+            await until(lambda: c.owned_feeds() == 12, "c owns every feed", log)
+            owned_after = time.monotonic() - stopped_at
+            await until(lambda: polled_again(requests, mark, of_b, 1), "b's feeds polled", log)
+            polled_after = time.monotonic() - stopped_at
+            print(
+                f"takeover after SIGTERM: owned after {owned_after:.1f}s (b's drain and exit "
+                f"included), all polled after {polled_after:.1f}s"
+            )
+            first_after = {}
+            for r in requests[mark:]:
+                first_after.setdefault(feed_of(r), r.status)
+            assert all(first_after[n] == 304 for n in of_b), first_after
+
             # Every article once: 12 feeds x 2, f13's 2 and the changed feed's third.
             expected = 12 * 2 + 2 + 1
             records = await read_topic(
@@ -234,8 +272,8 @@ async def test_two_fetchers_share_the_feeds_and_take_over_a_killed_one(
             assert [k for k, n in keys.items() if n > 1] == []
             assert len(keys) == expected
 
-            b.process.send_signal(signal.SIGTERM)
-            assert await asyncio.to_thread(b.process.wait, 30) == 0, last_lines(log)
+            c.process.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(c.process.wait, 30) == 0, last_lines(log)
         finally:
             for replica in replicas:
                 if replica.process.poll() is None:
