@@ -115,6 +115,7 @@ async def _one_start(bootstrap: str, feed_url: str, workdir: Path) -> Start:
         "NEWSMON_TOPIC_PREFIX": prefix,
         "NEWSMON_FEEDS_FILE": str(feeds),
         "NEWSMON_METRICS_PORT": "0",
+        "NEWSMON_WEB_PORT": "0",
         "NEWSMON_FETCH_ALLOW_HOSTS": "127.0.0.1",
         "NEWSMON_LOG_FORMAT": "json",
         "NEWSMON_INSTANCE_ID": prefix,

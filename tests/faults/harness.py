@@ -63,6 +63,7 @@ SUITE_SETTINGS = {
     "NEWSMON_SLACK_MAX_ATTEMPTS": "2",
     "NEWSMON_SHUTDOWN_TIMEOUT_S": "10",
     "NEWSMON_METRICS_PORT": "0",
+    "NEWSMON_WEB_PORT": "0",  # `newsmon run` serves the web page too: any free port
     "NEWSMON_LOG_FORMAT": "json",
 }
 PHASE_TIMEOUT_S = 240.0  # generous: a loaded 2-core CI machine, not a target
