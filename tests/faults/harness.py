@@ -67,7 +67,7 @@ SUITE_SETTINGS = {
     "NEWSMON_LOG_FORMAT": "json",
 }
 PHASE_TIMEOUT_S = 240.0  # generous: a loaded 2-core CI machine, not a target
-SETTLE_S = 3.0  # after the last expected post: room for a wrong extra one
+SETTLE_S = 2.0  # after the last expected post: room for a wrong extra one
 
 ROWS: list[Row] = []
 
@@ -242,7 +242,7 @@ async def run_phase(
     *,
     matching: int = 6,
     noise: int = 2,
-    every_s: float = 0.7,
+    every_s: float = 0.5,
     fault_after: int = 1,
     note: str = "",
 ) -> Row:

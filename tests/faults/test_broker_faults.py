@@ -26,8 +26,8 @@ from tests.faults.harness import SERVICES, Fault, Pipeline, Row, assert_clean, r
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 
 KAFKA_LIB = Path(__file__).resolve().parents[2] / ".cache" / "kafka" / "lib"
-BEFORE_S = 5.0  # services run this long before the broker starts
-DOWN_S = 6.0  # the broker stays down this long
+BEFORE_S = 3.0  # services run this long before the broker starts
+DOWN_S = 4.0  # the broker stays down this long
 FROZEN_S = 40.0
 
 

@@ -34,7 +34,7 @@ from tests.support.slack_stub import StubReply
 # A phase waits up to 240 s for its alerts, after a fault that may itself take a minute.
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 
-DOWN_S = 3.0  # a killed service stays down this long before its restart
+DOWN_S = 2.0  # a killed service stays down this long before its restart
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ async def test_kill_9_and_restart(pipe: Pipeline, service: str) -> None:
     assert_clean(row, pipe)
 
 
-SLACK_500_S = 10.0  # at least, and at least three 500s answered
+SLACK_500_S = 6.0  # at least, and at least three 500s answered
 RETRY_AFTER_S = 3
 RATE_LIMITED = 2  # 429s answered before Slack recovers
 
