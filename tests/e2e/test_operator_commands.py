@@ -178,3 +178,14 @@ def test_completion_scripts() -> None:
     )
     assert "complete" in result.stdout
     assert "replay" in result.stdout
+
+
+def test_web_beyond_loopback_without_token_refuses_to_start() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSMON_")}
+    env["NEWSMON_WEB_HOST"] = "0.0.0.0"
+    result = subprocess.run(
+        [*NEWSMON, "web"], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert result.returncode != 0
+    assert "NEWSMON_WEB_TOKEN" in result.stderr
+    assert "Traceback" not in result.stderr

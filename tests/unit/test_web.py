@@ -138,3 +138,26 @@ def test_beyond_loopback_needs_a_token() -> None:
     with pytest.raises(ConfigError, match="NEWSMON_WEB_TOKEN"):
         web_token(Settings(web_host="0.0.0.0"))
     assert web_token(Settings(web_host="0.0.0.0", web_token=SecretStr("t"))) == "t"
+
+
+def test_feed_health_orders_failing_then_quiet_and_counts_a_day() -> None:
+    from newsmon.fetcher.state import FeedState
+    from newsmon.web.feeds import ItemCounter, feed_health
+
+    now = 1_000_000.0
+    states = {
+        "fresh": FeedState(last_success_at=now, last_new_item_at=now - 60),
+        "quiet": FeedState(last_success_at=now, last_new_item_at=now - 5 * 86_400),
+        "down": FeedState(error_streak=2, extra={"last_error": "http_4xx: HTTP 404"}),
+    }
+    items = ItemCounter()
+    for at in (now - 100, now - 3600 * 5, now - 86_400 * 2):
+        items.add("fresh", at)
+    rows = feed_health(states, items.last_24h(now), now)
+    assert [(r.name, r.status) for r in rows] == [
+        ("down", "failing"),
+        ("quiet", "quiet"),
+        ("fresh", "ok"),
+    ]
+    assert rows[0].reason == "http_4xx: HTTP 404"
+    assert rows[2].items_24h == 2
