@@ -21,11 +21,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import re
 import signal
 import socket
 import sys
 import time
 from email.utils import formatdate
+from pathlib import Path
 from typing import Final
 
 ITEMS_PER_FEED: Final = 30
@@ -72,6 +74,7 @@ class Feeds:
     def __init__(self, t0: float) -> None:
         self.t0 = t0
         self.versions: dict[int, int] = {}
+        self.templates = real_templates()
 
     def item(self, feed: int, j: int) -> str:
         when = formatdate(self.t0 + j * 60, usegmt=True)
@@ -98,6 +101,66 @@ class Feeds:
             self.item(feed, j) for j in range(first + ITEMS_PER_FEED - 1, first - 1, -1)
         )
         return (head + items + "</channel></rss>").encode()
+
+
+# Real outlet feeds used as templates for realistic bodies (`/r/` paths), when present.
+CORPUS_REAL: Final = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "feeds" / "real"
+REAL_MIN_BYTES: Final = 20 * 1024
+REAL_MAX_BYTES: Final = 160 * 1024
+_ITEM = re.compile(rb"<item[\s>].*?</item>", re.DOTALL)
+_LINK = re.compile(rb"<link>[^<]*</link>")
+_GUID = re.compile(rb"(<guid[^>]*>)[^<]*(</guid>)")
+_TITLE = re.compile(rb"<title>")
+
+
+class _Template:
+    """One real RSS 2.0 feed cut into header, items and footer; an item is split around its
+    link and GUID so each rendering is a join of bytes with fresh values."""
+
+    def __init__(self, name: str, body: bytes) -> None:
+        items = list(_ITEM.finditer(body))
+        self.name = name
+        self.head = body[: items[0].start()]
+        self.tail = body[items[-1].end() :]
+        self.items: list[list[bytes]] = []
+        for match in items:
+            item = match.group(0)
+            link, title = _LINK.search(item), _TITLE.search(item)
+            if link is None or title is None:
+                continue
+            item = item[: link.start()] + b"<link>\x00L</link>" + item[link.end() :]
+            item = _GUID.sub(lambda _: b'<guid isPermaLink="false">\x00G</guid>', item, count=1)
+            item = _TITLE.sub(lambda _: b"<title>\x00T ", item, count=1)
+            self.items.append(re.split(b"(\x00[LGT])", item))
+
+    def item(self, host: str, feed: int, j: int) -> bytes:
+        values = {
+            b"\x00L": f"https://{host}/news/{feed}/{j}".encode(),
+            b"\x00G": f"urn:bench:{feed}:{j}".encode(),
+            b"\x00T": f"{j}:".encode(),
+        }
+        pieces = self.items[j % len(self.items)]
+        return b"".join(values.get(piece, piece) for piece in pieces)
+
+    def body(self, host: str, feed: int, first: int) -> bytes:
+        items = (self.item(host, feed, j) for j in range(first + ITEMS_PER_FEED - 1, first - 1, -1))
+        return self.head + b"".join(items) + self.tail
+
+
+def real_templates(folder: Path = CORPUS_REAL) -> list[_Template]:
+    """The real RSS 2.0 feeds whose 30-item rendering is 20-160 KB (gzip files skipped)."""
+    found = []
+    for path in sorted(folder.glob("*.xml")) if folder.is_dir() else []:
+        body = path.read_bytes()
+        if body[:2] == b"\x1f\x8b" or b"<rss" not in body[:2000]:
+            continue
+        template = _Template(path.stem, body)
+        if len(template.items) < 5:
+            continue
+        size = len(template.body("outlet.example", 0, 0))
+        if REAL_MIN_BYTES <= size <= REAL_MAX_BYTES:
+            found.append(template)
+    return found
 
 
 class _Http(asyncio.Protocol):
@@ -134,7 +197,14 @@ class _Http(asyncio.Protocol):
             feed = int(rest.removesuffix(".xml"))
         except ValueError:
             kind = ""
-        if kind == "c":
+        if kind == "r" and self.feeds.templates:
+            version = self.feeds.versions.get(feed, 0) + 1
+            self.feeds.versions[feed] = version
+            template = self.feeds.templates[feed % len(self.feeds.templates)]
+            body = template.body(f"outlet{feed % 500}.example", feed, version)
+            # No charset: the templates' own XML declarations name their encodings.
+            self._send(200, f'"r{feed}-{version}"', body, "application/rss+xml")
+        elif kind == "c":
             version = self.feeds.versions.get(feed, 0) + 1
             self.feeds.versions[feed] = version
             self._send(200, f'"c{feed}-{version}"', self.feeds.body(feed, version))
@@ -147,14 +217,20 @@ class _Http(asyncio.Protocol):
         else:
             self._send(404, None, b"not found\n")
 
-    def _send(self, status: int, etag: str | None, body: bytes) -> None:
+    def _send(
+        self,
+        status: int,
+        etag: str | None,
+        body: bytes,
+        content_type: str = "application/rss+xml; charset=utf-8",
+    ) -> None:
         assert self.transport is not None
         reason = {200: "OK", 304: "Not Modified", 404: "Not Found"}[status]
         head = [f"HTTP/1.1 {status} {reason}", "Server: newsmon-bench"]
         if etag:
             head.append(f"ETag: {etag}")
         if status == 200:
-            head.append("Content-Type: application/rss+xml; charset=utf-8")
+            head.append(f"Content-Type: {content_type}")
         if status != 304:
             head.append(f"Content-Length: {len(body)}")
         self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)

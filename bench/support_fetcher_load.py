@@ -43,9 +43,10 @@ import httpx
 from newsmon.fetcher.app import Fetcher
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.http import make_client
-from newsmon.fetcher.parsing import FeedParser
+from newsmon.fetcher.parsing import FeedParser, parse_workers
 from newsmon.fetcher.ssrf import AllowList
-from newsmon.fetcher.state import FeedState, SeenIds, url_key
+from newsmon.fetcher.state import FeedState, KafkaSink, SeenIds, ensure_state_topic, url_key
+from newsmon.shared.kafka import ensure_topics, make_producer
 from newsmon.shared.messages import Article, stable_id
 from newsmon.shared.metrics import Metrics, serve_ops
 from newsmon.shared.settings import Settings
@@ -358,6 +359,104 @@ async def scale(
     }
 
 
+def _proc_cpu_s(pid: int | None) -> float:
+    """CPU seconds process `pid` used so far (0 when it is gone or unknown)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def through_kafka(
+    feeds: Sequence[FeedConfig],
+    bootstrap: str,
+    broker_pid: int | None,
+    warmup: float,
+    seconds: float,
+) -> dict[str, Any]:
+    """The fetcher as app.run builds it (NEWSMON_FETCH_PARSE_WORKERS from the environment,
+    default settings otherwise), publishing through the real broker (acks=all, idempotent),
+    every feed polled again as soon as its poll ends (saturated)."""
+    settings = Settings(
+        kafka_bootstrap=bootstrap,
+        topic_prefix=f"bench{os.getpid()}",
+        fetch_allow_hosts=ALLOW,
+        topic_partitions=2,
+    )
+    await ensure_topics(settings)
+    await ensure_state_topic(settings)
+    metrics = Metrics()
+    seen = SeenIds(settings.dedupe_capacity * 2)
+    ticker = Ticker()
+    states = {f.name: FeedState(url=f.url) for f in feeds}
+    count = 0
+    counting = False
+    producer = make_producer(settings, client_id="bench-fetcher")
+    await producer.start()
+    try:
+        with FeedParser(parse_workers(settings.fetch_parse_workers)) as parser:
+            async with _client(settings) as client:
+                sink = KafkaSink(settings, producer)
+                fetcher = Fetcher(settings, metrics, sink, client, seen)
+                fetcher.parser = parser
+                # First poll of every feed (whole bodies parsed, items remembered), not
+                # counted: the steady state is what is measured.
+                for chunk in range(0, len(feeds), 64):
+                    await asyncio.gather(
+                        *(fetcher.poll_once(f, states[f.name]) for f in feeds[chunk : chunk + 64])
+                    )
+
+                async def loop(feed: FeedConfig) -> None:
+                    nonlocal count
+                    while True:
+                        await fetcher.poll_once(feed, states[feed.name])
+                        if counting:
+                            count += 1
+
+                tick = asyncio.create_task(ticker.run())
+                tasks = [asyncio.create_task(loop(f)) for f in feeds]
+                await asyncio.sleep(warmup)
+                before = _outcomes(metrics)
+                counting, ticker.on = True, True
+                cpu0, wcpu0 = time.process_time(), _workers_cpu_s(parser)
+                bcpu0 = _proc_cpu_s(broker_pid)
+                start = time.perf_counter()
+                await asyncio.sleep(seconds)
+                elapsed = time.perf_counter() - start
+                cpu = time.process_time() - cpu0
+                workers_cpu = _workers_cpu_s(parser) - wcpu0
+                broker_cpu = _proc_cpu_s(broker_pid) - bcpu0
+                counting, ticker.on = False, False
+                after = _outcomes(metrics)
+                workers_rss = _workers_rss_mib(parser)
+                for task in [*tasks, tick]:
+                    task.cancel()
+                await asyncio.gather(*tasks, tick, return_exceptions=True)
+                workers = parser.workers
+    finally:
+        await producer.stop()
+    outcomes = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    ok = sum(outcomes.get(k, 0) for k in ("ok", "not_modified", "unchanged"))
+    return {
+        "polls": count,
+        "seconds": elapsed,
+        "polls_per_min": count / elapsed * 60,
+        "ok_per_min": ok / elapsed * 60,
+        "outcomes": {k: v for k, v in outcomes.items() if v},
+        "publish_failures": outcomes.get("kafka", 0),
+        "cpu_s": cpu,
+        "workers_cpu_s": workers_cpu,
+        "broker_cpu_s": broker_cpu,
+        "workers": workers,
+        "rss_peak_mib": vm_hwm_mib(),
+        "workers_rss_mib": workers_rss,
+        **ticker.summary(),
+    }
+
+
 def baseline(feeds: Sequence[FeedConfig], warmup: float, seconds: float) -> dict[str, Any]:
     etags: dict[str, str] = {}
     seen: set[str] = set()
@@ -394,10 +493,12 @@ def baseline(feeds: Sequence[FeedConfig], warmup: float, seconds: float) -> dict
 
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("scenario", choices=["throughput", "scale", "baseline"])
+    parser.add_argument("scenario", choices=["throughput", "scale", "baseline", "kafka"])
+    parser.add_argument("--bootstrap", default="")
+    parser.add_argument("--broker-pid", type=int, default=None)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--hosts", type=int, default=8)
-    parser.add_argument("--kind", choices=["c", "s", "mix"], default="c")
+    parser.add_argument("--kind", choices=["c", "s", "mix", "r"], default="c")
     parser.add_argument("--feeds", type=int, default=200)
     parser.add_argument("--interval", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=2.0)
@@ -407,11 +508,15 @@ def main(argv: Sequence[str]) -> int:
     feeds = feeds_for(args.feeds, args.kind, args.hosts, args.port)
     if args.scenario == "baseline":
         result = baseline(feeds, args.warmup, args.seconds)
+    elif args.scenario == "kafka":
+        result = asyncio.run(
+            through_kafka(feeds, args.bootstrap, args.broker_pid, args.warmup, args.seconds)
+        )
     elif args.scenario == "throughput":
         result = asyncio.run(throughput(feeds, args.warmup, args.seconds))
     else:
         result = asyncio.run(scale(feeds, args.interval, args.warmup, args.seconds, base))
-    result["parse_workers"] = int(os.environ.get("NEWSMON_FETCH_PARSE_WORKERS", "0") or 0)
+    result["parse_workers"] = os.environ.get("NEWSMON_FETCH_PARSE_WORKERS", "")
     result["at"] = datetime.now(UTC).isoformat(timespec="seconds")
     print(json.dumps(result))
     return 0
