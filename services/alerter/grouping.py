@@ -35,7 +35,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
-import json
 import random
 import re
 import sys
@@ -47,6 +46,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 import numpy as np
+import orjson
 from newsmon.shared.messages import AlertSource, Classified
 from pydantic import ValidationError
 
@@ -172,11 +172,14 @@ def jaccard_estimate(a: Sequence[int], b: Sequence[int]) -> float:
 BandKey = tuple[int, tuple[int, ...]]  # (signature version * BANDS + band, the band's rows)
 
 
-def _bands(signature: Sequence[int], version: int) -> list[BandKey]:
+@functools.lru_cache(maxsize=4096)
+def _bands(signature: tuple[int, ...], version: int) -> tuple[BandKey, ...]:
+    """The LSH keys of a signature. Cached: a story's keys are looked up when its first copy
+    is assigned, then again when it is staged and committed."""
     rows = iter(signature)
     first = version * BANDS
     # zip of one iterator ROWS times cuts the signature into consecutive ROWS-tuples.
-    return list(enumerate(zip(*([rows] * ROWS), strict=True), start=first))
+    return tuple(enumerate(zip(*([rows] * ROWS), strict=True), start=first))
 
 
 def signature_hex(signature: Sequence[int]) -> str:
@@ -403,14 +406,14 @@ def story_to_json(story: StoryState) -> bytes:
         "categories": list(story.categories),
         "score": story.score,
     }
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return orjson.dumps(document)
 
 
 def story_from_json(payload: bytes) -> StoryState:
     """A state record back; raises ValueError when it is not one. A record without
     `signature_version` was written before version 2: its signature is version 1."""
     try:
-        doc = json.loads(payload)
+        doc = orjson.loads(payload)
         if doc.get("schema") != STATE_SCHEMA:
             raise ValueError(f"not a {STATE_SCHEMA} record")
         first = datetime.fromisoformat(doc["first_fetched"])
