@@ -408,6 +408,8 @@ class FeedSource(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
                     self._apply(batch)
                     await self._seek_new(consumer)
                     await self._reconcile()
+                if batch:
+                    await _commit(consumer)
         finally:
             # close() does not call on_partitions_revoked: hand the feeds over here, then
             # leave the group (the others get them at once, not after the session timeout).
@@ -516,6 +518,15 @@ class FeedSource(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
             self._next.pop(partition, None)
             self._table.pop(partition, None)
         self.metrics.fleet_partitions.set(len(self._owned))
+
+
+async def _commit(consumer: AIOKafkaConsumer) -> None:
+    """Commit the group's positions. Never read back (an assigned partition is read from its
+    beginning); only so that lag tools (kafka-consumer-groups, exporters) show the fetcher
+    group caught up instead of a lag of the whole topic. Outside the lock: a commit during a
+    rebalance must not wait on a revoke callback that waits on the lock."""
+    with contextlib.suppress(KafkaError, TimeoutError):
+        await asyncio.wait_for(consumer.commit(), 10.0)
 
 
 async def run_fleet(
