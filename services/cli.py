@@ -117,7 +117,7 @@ def record_as_json(record: Any) -> str:
 
 
 async def _tail(
-    bootstrap: str,
+    settings: Settings,
     topic: str,
     *,
     from_beginning: bool,
@@ -130,16 +130,18 @@ async def _tail(
 ) -> int:
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from newsmon.shared.broker import broker_ready
-    from newsmon.shared.kafka import stop_consumer
+    from newsmon.shared.kafka import client_kwargs, security_kwargs, stop_consumer
 
-    if not await broker_ready(bootstrap):
+    bootstrap = settings.kafka_bootstrap or ""
+    security = security_kwargs(settings)
+    if not await broker_ready(bootstrap, security=security):
         print(f"newsmon tail: waiting for Kafka at {bootstrap} ...", file=sys.stderr, flush=True)
         while True:
             await asyncio.sleep(1.0)
-            if await broker_ready(bootstrap):
+            if await broker_ready(bootstrap, security=security):
                 break
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **client_kwargs(settings),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
@@ -151,7 +153,7 @@ async def _tail(
     last = loop.time()
     try:
         tps = [
-            TopicPartition(topic, p) for p in await _topic_partitions(bootstrap, topic, wait=follow)
+            TopicPartition(topic, p) for p in await _topic_partitions(settings, topic, wait=follow)
         ]
         consumer.assign(tps)
         if since is not None:
@@ -189,12 +191,11 @@ async def _tail(
     return 0
 
 
-async def _topic_partitions(bootstrap: str, topic: str, *, wait: bool) -> list[int]:
+async def _topic_partitions(settings: Settings, topic: str, *, wait: bool) -> list[int]:
     """The topic's partitions; a topic not created yet is waited for (said once) when
     following, an error otherwise."""
     from newsmon.fetcher.state import topic_partitions
 
-    settings = Settings(kafka_bootstrap=bootstrap)
     warned = False
     while not (partitions := await topic_partitions(settings, topic)):
         if not wait:
@@ -213,6 +214,7 @@ async def _at_end(consumer: Any, tp: Any, end: int) -> bool:
 def cmd_tail(args: argparse.Namespace) -> int:
     from newsmon.operator import TailFilter, console_for, pretty_alert
     from newsmon.runner import local_bootstrap
+    from newsmon.shared.errors import KafkaAccessError
 
     settings = _settings()
     configure_logging("WARNING", "text")
@@ -229,7 +231,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(
             _tail(
-                local_bootstrap(settings),
+                settings.with_overrides(kafka_bootstrap=local_bootstrap(settings)),
                 args.topic,
                 from_beginning=not args.new_only,
                 limit=args.max,
@@ -240,6 +242,9 @@ def cmd_tail(args: argparse.Namespace) -> int:
                 show=show if args.pretty else None,
             )
         )
+    except KafkaAccessError as exc:
+        print(f"newsmon tail: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 0
 

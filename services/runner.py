@@ -11,7 +11,8 @@ from typing import Any
 
 from newsmon import __version__
 from newsmon.shared.broker import LocalKafka, broker_ready
-from newsmon.shared.kafka import ensure_topics
+from newsmon.shared.errors import KafkaAccessError
+from newsmon.shared.kafka import ensure_topics, security_kwargs
 from newsmon.shared.lifecycle import install_stop_signals, run_until_stopped, sleep_or_stop
 from newsmon.shared.metrics import Metrics, serve_ops
 from newsmon.shared.settings import Settings
@@ -110,7 +111,12 @@ async def serve(
         on_ops_started(ops.port)
     probe = asyncio.create_task(_probe_broker(settings, metrics, stop), name="broker-probe")
     try:
-        await _wait_for_broker(settings, stop)
+        try:
+            await _wait_for_broker(settings, stop)
+        except KafkaAccessError as exc:
+            log.error("%s", exc)  # the one line: retrying cannot fix credentials
+            stop.set()  # ends the broker probe too
+            return 2
         if stop.is_set():
             return 0
         created = await ensure_topics(settings)
@@ -140,8 +146,13 @@ def _consumer_services(names: Sequence[str]) -> list[str]:
 async def _probe_broker(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None:
     """Keep /readyz and `newsmon_broker_reachable` current: a metadata request every few s."""
     bootstrap = local_bootstrap(settings)
+    security = security_kwargs(settings)
     while not stop.is_set():
-        metrics.set_broker_reachable(await broker_ready(bootstrap, timeout_s=3.0))
+        try:
+            reachable = await broker_ready(bootstrap, timeout_s=3.0, security=security)
+        except KafkaAccessError:
+            reachable = False  # said once by _wait_for_broker (start-up) or by the clients
+        metrics.set_broker_reachable(reachable)
         await sleep_or_stop(stop, 5.0)
 
 
@@ -152,10 +163,12 @@ def _bind(
 
 
 async def _wait_for_broker(settings: Settings, stop: asyncio.Event) -> None:
-    """A broker that is down at start-up is waited for (and said so), not a crash."""
+    """A broker that is down at start-up is waited for (and said so), not a crash; one that
+    refuses the credentials or the TLS settings raises KafkaAccessError at once."""
     assert settings.kafka_bootstrap is not None
     started, warned = time.monotonic(), False
-    while not stop.is_set() and not await broker_ready(settings.kafka_bootstrap):
+    security = security_kwargs(settings)
+    while not stop.is_set() and not await broker_ready(settings.kafka_bootstrap, security=security):
         if not warned:
             log.warning("Kafka at %s does not answer yet; waiting for it", settings.kafka_bootstrap)
             warned = True

@@ -23,20 +23,29 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    IllegalSaslStateError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
+from aiokafka.protocol.metadata import MetadataRequest
 
-from .errors import BrokerError
+from .errors import BrokerError, KafkaAccessError
 
-__all__ = ["LocalKafka", "broker_ready", "free_port"]
+__all__ = ["Listener", "LocalKafka", "ScramUser", "broker_ready", "check_access", "free_port"]
 
 log = logging.getLogger("newsmon.broker")
 
@@ -49,19 +58,58 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def server_properties(data_dir: Path, port: int, controller_port: int) -> str:
+@dataclass(frozen=True)
+class Listener:
+    """An extra client listener on 127.0.0.1, e.g. SASL_SSL for the security tests. The
+    PLAINTEXT listener stays: inter-broker traffic and readiness probes use it.
+
+    `config` holds the listener's own settings without Kafka's `listener.name.<name>.` prefix
+    (e.g. `sasl.enabled.mechanisms`, `ssl.keystore.location`; Kafka docs, "Listener
+    configuration": per-listener settings take that prefix, the name in lower case)."""
+
+    name: str
+    port: int
+    protocol: str  # SSL, SASL_PLAINTEXT or SASL_SSL
+    config: Mapping[str, str] = field(default_factory=dict)
+
+    def properties(self) -> list[str]:
+        prefix = f"listener.name.{self.name.lower()}."
+        return [f"{prefix}{key}={value}" for key, value in self.config.items()]
+
+
+@dataclass(frozen=True)
+class ScramUser:
+    """A SCRAM credential written into the cluster metadata when the storage is formatted
+    (`kafka-storage format --add-scram`, KIP-900): KRaft has no other way before start-up."""
+
+    name: str
+    password: str
+    mechanism: str = "SCRAM-SHA-512"
+
+    def format_argument(self) -> str:
+        # StorageTool's syntax: 'SCRAM-SHA-256=[name=alice,password=alice-secret]'.
+        return f"{self.mechanism}=[name={self.name},password={self.password}]"
+
+
+def server_properties(
+    data_dir: Path, port: int, controller_port: int, listeners: Sequence[Listener] = ()
+) -> str:
     """A single-node combined-mode config; internal topics sized for one broker so the first
     consumer group and the first transaction do not wait for 50 partitions each."""
+    extra = "".join(f",{x.name}://127.0.0.1:{x.port}" for x in listeners)
+    protocols = "".join(f",{x.name}:{x.protocol}" for x in listeners)
     return "\n".join(
         [
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"
+            + extra,
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}{extra}",
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT{protocols}",
+            *[line for x in listeners for line in x.properties()],
             f"log.dirs={data_dir}",
             "num.partitions=1",
             "offsets.topic.replication.factor=1",
@@ -118,24 +166,95 @@ def _port_open(bootstrap: str) -> bool:
         return False
 
 
-async def broker_ready(bootstrap: str, timeout_s: float = 5.0) -> bool:
-    """True when a metadata request to `bootstrap` answers with at least one broker."""
-    # A closed port is the common case while the JVM boots; checking it first keeps the
-    # Kafka client from logging a connection error on every probe.
-    if not await asyncio.to_thread(_port_open, bootstrap):
-        return False
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000)
-    )
+# Answers that no retry changes: the broker refused who we are or how we connect.
+_SASL_REFUSALS = (
+    SaslAuthenticationFailed,
+    AuthenticationFailedError,
+    UnsupportedSaslMechanismError,
+    IllegalSaslStateError,
+)
+
+
+def _refusal(exc: BaseException | None) -> BaseException | None:
+    """The refusal in an error's chain, if any: a SASL refusal, or a TLS error other than a
+    connection cut mid-handshake (a broker going down): unknown CA, host name not in the
+    certificate, client certificate refused. (With TLS 1.3 the broker refuses a missing
+    client certificate after the handshake; aiokafka then reports the closed connection
+    with the TLS alert as its cause.)"""
+    for _ in range(10):  # a chain is short; the bound guards against a cycle
+        if exc is None:
+            return None
+        refused_tls = isinstance(exc, ssl.SSLError) and not isinstance(
+            exc, ssl.SSLEOFError | ssl.SSLZeroReturnError
+        )
+        if refused_tls or isinstance(exc, _SASL_REFUSALS):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+async def check_access(
+    bootstrap: str, timeout_s: float = 5.0, security: Mapping[str, Any] | None = None
+) -> bool:
+    """Open one connection to the first bootstrap server with these security settings (TLS
+    handshake, SASL authentication) and ask it for the cluster's brokers. True when at least
+    one is registered; False when it cannot be reached (yet); raises KafkaAccessError when
+    it answers but refuses us.
+
+    A bare connection rather than a client: a refusal is then this one error instead of the
+    client's log line per bootstrap server followed by a generic "Unable to bootstrap"."""
+    host, port = first_server(bootstrap)
+    conn = None
     try:
-        await asyncio.wait_for(admin.start(), timeout_s)
-        cluster = await asyncio.wait_for(admin.describe_cluster(), timeout_s)
-        return bool(cluster.get("brokers"))
-    except Exception:
+        conn = await create_conn(
+            host, port, request_timeout_ms=int(timeout_s * 1000), **dict(security or {})
+        )
+        metadata = await conn.send(MetadataRequest([]))
+    except Exception as exc:
+        refusal = _refusal(exc)
+        if refusal is not None:
+            raise KafkaAccessError(_refusal_message(host, port, security or {}, refusal)) from exc
         return False
     finally:
-        with contextlib.suppress(Exception):
-            await admin.close()
+        if conn is not None:
+            conn.close()
+    return bool(metadata.brokers)
+
+
+def _refusal_message(host: str, port: int, security: Mapping[str, Any], exc: BaseException) -> str:
+    protocol = security.get("security_protocol", "PLAINTEXT")
+    who = (
+        f" as {security.get('sasl_plain_username')!r} with {security.get('sasl_mechanism')}"
+        if str(protocol).startswith("SASL_")
+        else ""
+    )
+    hint = (
+        "check NEWSMON_KAFKA_SSL_CAFILE / NEWSMON_KAFKA_SSL_CERTFILE / "
+        "NEWSMON_KAFKA_SSL_CHECK_HOSTNAME"
+        if isinstance(exc, ssl.SSLError)
+        else "check NEWSMON_KAFKA_SASL_USERNAME / NEWSMON_KAFKA_SASL_PASSWORD / "
+        "NEWSMON_KAFKA_SASL_MECHANISM"
+    )
+    reason = str(exc).strip() or type(exc).__name__
+    return f"Kafka at {host}:{port} refused the {protocol} connection{who}: {reason} ({hint})"
+
+
+async def broker_ready(
+    bootstrap: str, timeout_s: float = 5.0, security: Mapping[str, Any] | None = None
+) -> bool:
+    """True when a metadata request to `bootstrap` answers with at least one broker (an open
+    port is not enough: the listener accepts before the broker has registered). Raises
+    KafkaAccessError when the broker refuses the credentials or the TLS settings."""
+    # A closed port is the common case while the JVM boots: checked first, cheaply.
+    if not await asyncio.to_thread(_port_open, bootstrap):
+        return False
+    # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation that arrives
+    # as the probe completes, and the cancelled caller then never ends.
+    try:
+        async with asyncio.timeout(timeout_s * 2):
+            return await check_access(bootstrap, timeout_s, security)
+    except TimeoutError:
+        return False
 
 
 @dataclass
@@ -148,6 +267,8 @@ class LocalKafka:
     heap: str = "512m"
     name: str | None = None
     pom: Path | None = None
+    listeners: Sequence[Listener] = ()
+    scram_users: Sequence[ScramUser] = ()
 
     def __post_init__(self) -> None:
         self.home = self.home.resolve()
@@ -219,7 +340,11 @@ class LocalKafka:
         assert self.controller_port is not None
         self.run_dir.mkdir(parents=True, exist_ok=True)
         config = self.run_dir / "server.properties"
-        config.write_text(server_properties(self.run_dir / "data", self.port, self.controller_port))
+        config.write_text(
+            server_properties(
+                self.run_dir / "data", self.port, self.controller_port, self.listeners
+            )
+        )
         log4j = self.run_dir / "log4j2.properties"
         log4j.write_bytes(
             resources.files("newsmon.shared").joinpath("kafka-log4j2.properties").read_bytes()
@@ -243,6 +368,11 @@ class LocalKafka:
                 "-c",
                 str(config),
                 "--ignore-formatted",
+                *[
+                    arg
+                    for user in self.scram_users
+                    for arg in ("--add-scram", user.format_argument())
+                ],
             ],
             capture_output=True,
             text=True,

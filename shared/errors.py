@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["BrokerError", "ConfigError", "NewsmonError", "PermanentError", "RetriableError"]
+__all__ = [
+    "BrokerError",
+    "ConfigError",
+    "KafkaAccessError",
+    "NewsmonError",
+    "PermanentError",
+    "RetriableError",
+]
 
 
 class NewsmonError(Exception):
@@ -25,3 +32,9 @@ class ConfigError(PermanentError):
 
 class BrokerError(RetriableError):
     """The local Kafka broker could not be started or reached."""
+
+
+class KafkaAccessError(ConfigError):
+    """Kafka answered but refused us: wrong SASL credentials or mechanism, or a TLS handshake
+    that fails (unknown CA, host name not in the certificate, a missing client certificate).
+    Retrying cannot help, so services stop with this one error instead of retrying forever."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -20,12 +21,16 @@ from .settings import Settings
 
 __all__ = [
     "Headers",
+    "client_kwargs",
     "dlq_headers",
     "ensure_topics",
     "header",
+    "make_admin",
     "make_consumer",
     "make_producer",
     "max_message_bytes",
+    "new_topic",
+    "security_kwargs",
     "wait_for_leaders",
 ]
 
@@ -44,13 +49,64 @@ def bootstrap_of(settings: Settings) -> str:
     return settings.kafka_bootstrap
 
 
+def tls_context(settings: Settings) -> ssl.SSLContext:
+    """The TLS side of every connection: the broker's certificate verified against the CA file
+    (or the system's CAs), its host name checked unless turned off, and the client certificate
+    for brokers that require one (ssl.client.auth=required)."""
+    cafile = settings.kafka_ssl_cafile
+    context = ssl.create_default_context(cafile=str(cafile) if cafile else None)
+    context.check_hostname = settings.kafka_ssl_check_hostname
+    if settings.kafka_ssl_certfile is not None:
+        password = settings.kafka_ssl_key_password
+        context.load_cert_chain(
+            settings.kafka_ssl_certfile,
+            settings.kafka_ssl_keyfile,
+            password=password.get_secret_value() if password else None,
+        )
+    return context
+
+
+def security_kwargs(settings: Settings) -> dict[str, Any]:
+    """aiokafka's security arguments, the same for every producer, consumer and admin client
+    (aiokafka names the SASL password `sasl_plain_password` for SCRAM too)."""
+    protocol = settings.kafka_security_protocol
+    kwargs: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        kwargs["ssl_context"] = tls_context(settings)
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        password = settings.kafka_sasl_password
+        kwargs["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        kwargs["sasl_plain_username"] = settings.kafka_sasl_username
+        kwargs["sasl_plain_password"] = password.get_secret_value() if password else None
+    return kwargs
+
+
+def client_kwargs(settings: Settings) -> dict[str, Any]:
+    """Where and how to connect: spread into every aiokafka client newsmon builds."""
+    return {"bootstrap_servers": bootstrap_of(settings), **security_kwargs(settings)}
+
+
+def make_admin(settings: Settings, *, client_id: str = "newsmon-admin") -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(client_id=client_id, **client_kwargs(settings))
+
+
+def new_topic(
+    settings: Settings, name: str, partitions: int, configs: dict[str, str] | None = None
+) -> NewTopic:
+    """A topic as newsmon creates it: replication and min.insync.replicas from the settings."""
+    topic_configs = dict(configs or {})
+    if settings.topic_min_insync_replicas is not None:
+        topic_configs["min.insync.replicas"] = str(settings.topic_min_insync_replicas)
+    return NewTopic(name, partitions, settings.topic_replication, topic_configs=topic_configs)
+
+
 def make_producer(
     settings: Settings, *, client_id: str, transactional_id: str | None = None
 ) -> AIOKafkaProducer:
     """acks=all + idempotence: a send is acknowledged only once every in-sync replica has it,
     and broker-side retries never duplicate it."""
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap_of(settings),
+        **client_kwargs(settings),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
@@ -72,7 +128,7 @@ def make_consumer(
     transactional output of a crashed upstream is never seen."""
     return AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=bootstrap_of(settings),
+        **client_kwargs(settings),
         group_id=group_id,
         client_id=client_id,
         enable_auto_commit=False,
@@ -89,14 +145,14 @@ def make_consumer(
 async def ensure_topics(settings: Settings, topics: Sequence[str] | None = None) -> list[str]:
     """Create the topics that are missing; returns the ones created. Safe to run concurrently."""
     wanted = list(topics or settings.topics.all())
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_of(settings), client_id="newsmon-admin")
+    admin = make_admin(settings)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [t for t in wanted if t not in existing]
         if not missing:
             return []
-        new = [NewTopic(t, settings.topic_partitions, settings.topic_replication) for t in missing]
+        new = [new_topic(settings, t, settings.topic_partitions) for t in missing]
         # Another service may create them between our list and create: that is fine.
         with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics(new)

@@ -56,6 +56,61 @@ def _config_file() -> Path | None:
     return Path(value) if value else None
 
 
+def _read_secret(settings: BaseSettings, field: str, path: Path | None) -> None:
+    """Fill a secret from its *_FILE (a mounted Secret) unless it was given directly. Trailing
+    newlines are dropped: `echo secret > file` and Kubernetes Secret files often end in one."""
+    if getattr(settings, field) is None and path is not None:
+        try:
+            secret = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"{field}_file: cannot read {path}: {exc.strerror or exc}") from exc
+        object.__setattr__(settings, field, SecretStr(secret))
+
+
+def kafka_security_problems(settings: Settings) -> list[str]:
+    """What cannot work in the Kafka security settings, each naming the variable to fix.
+    Checked at start-up so a typo is one clear error, not a client that retries forever."""
+    protocol = settings.kafka_security_protocol
+    problems: list[str] = []
+    if protocol.startswith("SASL_"):
+        if not settings.kafka_sasl_username:
+            problems.append(f"{protocol} needs NEWSMON_KAFKA_SASL_USERNAME")
+        if settings.kafka_sasl_password is None:
+            problems.append(
+                f"{protocol} needs NEWSMON_KAFKA_SASL_PASSWORD or NEWSMON_KAFKA_SASL_PASSWORD_FILE"
+            )
+    elif settings.kafka_sasl_username or settings.kafka_sasl_password is not None:
+        problems.append(
+            f"a SASL user or password is set but NEWSMON_KAFKA_SECURITY_PROTOCOL={protocol} "
+            "does not use SASL (SASL_SSL or SASL_PLAINTEXT)"
+        )
+    tls_files = {
+        "NEWSMON_KAFKA_SSL_CAFILE": settings.kafka_ssl_cafile,
+        "NEWSMON_KAFKA_SSL_CERTFILE": settings.kafka_ssl_certfile,
+        "NEWSMON_KAFKA_SSL_KEYFILE": settings.kafka_ssl_keyfile,
+    }
+    given = [name for name, path in tls_files.items() if path is not None]
+    if given and protocol not in ("SSL", "SASL_SSL"):
+        problems.append(
+            f"{', '.join(given)} set but NEWSMON_KAFKA_SECURITY_PROTOCOL={protocol} does not use "
+            "TLS (SSL or SASL_SSL)"
+        )
+    problems += [
+        f"{name}={path}: no such file"
+        for name, path in tls_files.items()
+        if path and not path.is_file()
+    ]
+    if settings.kafka_ssl_keyfile is not None and settings.kafka_ssl_certfile is None:
+        problems.append("NEWSMON_KAFKA_SSL_KEYFILE needs NEWSMON_KAFKA_SSL_CERTFILE")
+    isr = settings.topic_min_insync_replicas
+    if isr is not None and isr > settings.topic_replication:
+        problems.append(
+            f"NEWSMON_TOPIC_MIN_INSYNC_REPLICAS={isr} exceeds NEWSMON_TOPIC_REPLICATION="
+            f"{settings.topic_replication}: no write could ever succeed"
+        )
+    return problems
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="NEWSMON_", frozen=True, extra="forbid", validate_default=True
@@ -75,6 +130,45 @@ class Settings(BaseSettings):
     topic_prefix: str = Field("newsmon", description="Topics are <prefix>.articles.v1 etc.")
     topic_partitions: int = Field(3, ge=1, description="Partitions of topics newsmon creates")
     topic_replication: int = Field(1, ge=1, description="Replication factor of created topics")
+    topic_min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        description="min.insync.replicas of created topics (unset: the broker's default); with "
+        "acks=all a write fails rather than land on fewer replicas than this",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How every Kafka client connects: TLS (SSL), SASL, both, neither"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism (with a SASL_* protocol)"
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (secret)")
+    kafka_sasl_password_file: Path | None = Field(
+        None, description="File holding the SASL password (for secret mounts)"
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None,
+        description="PEM file of the CA(s) that signed the brokers' certificates "
+        "(unset: the system's CAs)",
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        None, description="PEM client certificate (chain), for brokers that require one"
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        None, description="PEM private key of the client certificate (unset: in the certfile)"
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        None, description="Password of an encrypted client key (secret)"
+    )
+    kafka_ssl_key_password_file: Path | None = Field(
+        None, description="File holding the client key's password (for secret mounts)"
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        True,
+        description="Check that the broker's certificate names the host connected to "
+        "(the certificate is verified against the CA either way)",
+    )
     kafka_transactions: bool = Field(
         True,
         description="Classifier and alerter consume-transform-produce in Kafka transactions "
@@ -111,6 +205,15 @@ class Settings(BaseSettings):
         "frozen, cut off) loses its partitions to the others; the broker bounds it "
         "(group.min/max.session.timeout.ms, 6-1800 s by default)",
     )
+
+    @model_validator(mode="after")
+    def _check_kafka_security(self) -> Settings:
+        _read_secret(self, "kafka_sasl_password", self.kafka_sasl_password_file)
+        _read_secret(self, "kafka_ssl_key_password", self.kafka_ssl_key_password_file)
+        problems = kafka_security_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     # --- Fetcher -----------------------------------------------------------------------
     feeds_file: Path = Field(
@@ -311,9 +414,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _read_secret_files(self) -> Settings:
-        if self.slack_webhook_url is None and self.slack_webhook_url_file is not None:
-            secret = self.slack_webhook_url_file.read_text(encoding="utf-8").strip()
-            object.__setattr__(self, "slack_webhook_url", SecretStr(secret))
+        _read_secret(self, "slack_webhook_url", self.slack_webhook_url_file)
         return self
 
     @classmethod

@@ -13,9 +13,8 @@ import contextlib
 import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from newsmon.shared.kafka import bootstrap_of, stop_consumer
+from newsmon.shared.kafka import client_kwargs, make_admin, new_topic, stop_consumer
 from newsmon.shared.settings import Settings
 
 __all__ = ["ensure_state_topic", "read_state_topic"]
@@ -29,19 +28,16 @@ async def ensure_state_topic(settings: Settings, topic: str, *, retention_ms: in
     One partition: each state topic has one writer (see docs/ARCHITECTURE.md), and reading it
     back whole at start-up is the common case.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_of(settings), client_id="newsmon-admin")
+    admin = make_admin(settings)
     await admin.start()
     try:
         if topic in set(await admin.list_topics()):
             return False
-        new = NewTopic(
+        new = new_topic(
+            settings,
             topic,
             1,
-            settings.topic_replication,
-            topic_configs={
-                "cleanup.policy": "compact,delete",
-                "retention.ms": str(retention_ms),
-            },
+            {"cleanup.policy": "compact,delete", "retention.ms": str(retention_ms)},
         )
         with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics([new])
@@ -60,7 +56,7 @@ async def read_state_topic(settings: Settings, topic: str) -> dict[bytes, bytes 
     completes) whatever transaction a killed predecessor left open, so nothing is pending.
     """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_of(settings),
+        **client_kwargs(settings),
         group_id=None,
         enable_auto_commit=False,
         isolation_level="read_committed",
@@ -92,7 +88,7 @@ async def read_state_topic(settings: Settings, topic: str) -> dict[bytes, bytes 
 
 async def _partitions(settings: Settings, topic: str) -> list[int]:
     """The topic's partition numbers, from a fresh metadata request (it may be brand new)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_of(settings), client_id="newsmon-admin")
+    admin = make_admin(settings)
     await admin.start()
     try:
         described = await admin.describe_topics([topic])

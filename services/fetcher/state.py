@@ -24,9 +24,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
-from newsmon.shared.kafka import bootstrap_of, stop_consumer
+from newsmon.shared.kafka import client_kwargs, make_admin, new_topic, stop_consumer
 from newsmon.shared.messages import Article, encode, stable_id
 from newsmon.shared.settings import Settings
 
@@ -208,19 +207,12 @@ async def ensure_state_topic(settings: Settings) -> None:
 
 async def ensure_compacted_topic(settings: Settings, topic: str, partitions: int) -> None:
     """Create `topic` (cleanup.policy=compact: the latest value per key is kept) if missing."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_of(settings), client_id="newsmon-fetcher-admin"
-    )
+    admin = make_admin(settings, client_id="newsmon-fetcher-admin")
     await admin.start()
     try:
         if topic in set(await admin.list_topics()):
             return
-        new = NewTopic(
-            topic,
-            partitions,
-            settings.topic_replication,
-            topic_configs={"cleanup.policy": "compact"},
-        )
+        new = new_topic(settings, topic, partitions, {"cleanup.policy": "compact"})
         with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics([new])
         log.info("created topic %s (compacted)", topic)
@@ -232,9 +224,7 @@ async def topic_partitions(settings: Settings, topic: str) -> list[int]:
     """The partitions of `topic` ([] when it does not exist). Asked of the broker directly:
     a consumer's cached metadata can show a topic created moments ago with no partitions yet
     (leader not elected), which would silently skip its records."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_of(settings), client_id="newsmon-fetcher-admin"
-    )
+    admin = make_admin(settings, client_id="newsmon-fetcher-admin")
     await admin.start()
     try:
         for _ in range(100):
@@ -257,7 +247,7 @@ async def read_to_end(
     it had when the read began; returns that end offset of each partition."""
     partitions = await topic_partitions(settings, topic)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_of(settings),
+        **client_kwargs(settings),
         enable_auto_commit=False,
         isolation_level="read_committed",
         client_id="newsmon-fetcher-state",

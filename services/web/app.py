@@ -31,7 +31,7 @@ from aiokafka.errors import KafkaError
 from jinja2 import Environment, PackageLoader, select_autoescape
 from newsmon.fetcher.state import FeedState, state_topic, topic_partitions
 from newsmon.shared.errors import ConfigError
-from newsmon.shared.kafka import bootstrap_of, stop_consumer
+from newsmon.shared.kafka import client_kwargs, stop_consumer
 from newsmon.shared.lifecycle import sleep_or_stop
 from newsmon.shared.messages import Alert, MessageDecodeError, decode
 from newsmon.shared.metrics import Metrics
@@ -275,7 +275,7 @@ async def follow(
     """Read every partition of `topic` (from the beginning, or from the time `start_ms` gives)
     and follow it until `stop`. A topic that does not exist yet is waited for."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_of(settings),
+        **client_kwargs(settings),
         group_id=None,
         client_id=f"newsmon-web-{topic}",
         enable_auto_commit=False,
