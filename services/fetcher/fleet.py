@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
-from newsmon.shared.kafka import bootstrap_of, make_consumer, make_producer, stop_consumer
+from newsmon.shared.kafka import client_kwargs, make_consumer, make_producer, stop_consumer
 from newsmon.shared.lifecycle import sleep_or_stop
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
@@ -186,7 +186,7 @@ class ArticlesTail:
     async def start(self) -> None:
         topic = self.settings.topics.articles
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_of(self.settings),
+            **client_kwargs(self.settings),
             enable_auto_commit=False,
             isolation_level="read_committed",
             client_id=f"newsmon-fetcher-tail.{self.settings.instance_id}",
