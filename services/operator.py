@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
-from newsmon.shared.kafka import bootstrap_of, stop_consumer
+from newsmon.shared.kafka import bootstrap_of, client_kwargs, stop_consumer
 from newsmon.shared.messages import Article, Classified, Evidence, MessageDecodeError, decode
 from newsmon.shared.settings import Settings
 from rich.console import Console
@@ -190,7 +190,7 @@ async def _read_window(
     from newsmon.fetcher.state import topic_partitions
 
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_of(settings),
+        **client_kwargs(settings),
         group_id=None,
         enable_auto_commit=False,
         isolation_level="read_committed",
@@ -413,11 +413,17 @@ class Check:
 
 
 async def _check_broker(settings: Settings) -> list[Check]:
-    from aiokafka.admin import AIOKafkaAdminClient
     from newsmon.fetcher.state import state_topic
+    from newsmon.shared.broker import check_access
+    from newsmon.shared.errors import KafkaAccessError
+    from newsmon.shared.kafka import make_admin, security_kwargs
 
     bootstrap = bootstrap_of(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="newsmon-doctor")
+    try:  # a refused login or TLS handshake, said as such (not as "unreachable")
+        await check_access(bootstrap, security=security_kwargs(settings))
+    except KafkaAccessError as exc:
+        return [Check("broker", "FAIL", str(exc))]
+    admin = make_admin(settings, client_id="newsmon-doctor")
     try:
         await asyncio.wait_for(admin.start(), timeout=10)
     except Exception as exc:  # any failure to start is "unreachable", said in one line
@@ -473,7 +479,7 @@ async def _check_lag(settings: Settings, admin: Any) -> list[Check]:
         "notifier": settings.topics.alerts,
     }
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_of(settings), group_id=None, client_id="newsmon-doctor"
+        **client_kwargs(settings), group_id=None, client_id="newsmon-doctor"
     )
     await consumer.start()
     checks = []
