@@ -254,7 +254,7 @@ async def wait_for_leaders(
 async def max_message_bytes(settings: Settings, topics: Sequence[str]) -> dict[str, int]:
     """Each topic's `max.message.bytes` (its own setting or the broker's default), capped at
     the producer's MAX_REQUEST_BYTES: the largest record batch the broker accepts for it."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_of(settings), client_id="newsmon-admin")
+    admin = make_admin(settings)
     await admin.start()
     try:
         described = await admin.describe_configs(
