@@ -482,7 +482,7 @@ class FeedSource(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
             return
         await self.tail.catch_up()
         try:
-            states = await load_states(self.settings)
+            states = await load_states(self.settings, new.keys())
         except KafkaError as exc:
             log.warning("cannot read the fetcher state yet (%s): will start the feeds later", exc)
             return

@@ -19,7 +19,7 @@ import hashlib
 import json
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -284,23 +284,31 @@ async def read_to_end(
         await stop_consumer(consumer)
 
 
-async def load_states(settings: Settings) -> dict[str, FeedState]:
-    """The latest state of every feed (a tombstone forgets one)."""
-    states: dict[str, FeedState] = {}
+async def load_states(
+    settings: Settings, names: Collection[str] | None = None
+) -> dict[str, FeedState]:
+    """The latest state of every feed, or of `names` only (a tombstone forgets one). Only the
+    latest record of each feed is decoded: the topic's uncompacted head holds one per poll."""
+    latest: dict[str, bytes] = {}
 
     def take(key: bytes | None, value: bytes | None) -> None:
         if not key:
             return
         name = key.decode("utf-8", errors="replace")
-        if value is None:
-            states.pop(name, None)
+        if names is not None and name not in names:
             return
+        if value is None:
+            latest.pop(name, None)
+        else:
+            latest[name] = value
+
+    await read_to_end(settings, state_topic(settings), take)
+    states: dict[str, FeedState] = {}
+    for name, value in latest.items():
         try:
             states[name] = FeedState.from_json(value)
         except (ValueError, TypeError) as exc:
             log.warning("ignoring unreadable state of feed %s: %s", name, exc)
-
-    await read_to_end(settings, state_topic(settings), take)
     log.info("restored state of %d feeds from %s", len(states), state_topic(settings))
     return states
 
