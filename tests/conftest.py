@@ -41,6 +41,25 @@ def kafka_broker() -> Iterator[LocalKafka]:
 
 
 @pytest.fixture
+def own_kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    """A broker for one test alone, for tests that freeze, stop or kill it: doing that to the
+    session broker left it fenced for a moment (metadata listing no broker) and failed the
+    next test."""
+    home = tmp_path_factory.mktemp("own-broker")
+    (home / "lib").symlink_to((KAFKA_HOME / "lib").resolve())
+    broker = LocalKafka(home, port=free_port(), name="own")
+    broker.start()
+    try:
+        import asyncio
+
+        asyncio.run(broker.wait_ready(timeout_s=120))
+        yield broker
+    finally:
+        broker.stop()
+        shutil.rmtree(broker.run_dir, ignore_errors=True)
+
+
+@pytest.fixture
 def kafka_settings(kafka_broker: LocalKafka) -> Settings:
     """Settings for a pipeline on the test broker, with topics of its own (unique prefix)."""
     return Settings(

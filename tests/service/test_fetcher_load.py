@@ -236,12 +236,14 @@ async def test_a_failed_publish_keeps_its_parse_and_loses_nothing(
 
 
 def test_sigterm_with_the_broker_frozen_exits_within_the_budget(
-    kafka_broker: LocalKafka, kafka_settings: Settings, tmp_path: Path
+    own_kafka_broker: LocalKafka, kafka_settings: Settings, tmp_path: Path
 ) -> None:
     """The broker stops answering (SIGSTOP: connections hang, the worst case for a client)
-    while polls are publishing; SIGTERM still ends the fetcher within its budget."""
+    while polls are publishing; SIGTERM still ends the fetcher within its budget. The broker
+    is this test's own: the frozen one is not the session's."""
     budget = 4.0
     _write_feeds(tmp_path, 3, 3)
+    kafka_broker = own_kafka_broker
     pid = kafka_broker.running_pid()
     assert pid is not None
     with serve_directory(tmp_path) as base:
@@ -251,7 +253,7 @@ def test_sigterm_with_the_broker_frozen_exits_within_the_budget(
         )
         env = {
             **os.environ,
-            "NEWSMON_KAFKA_BOOTSTRAP": kafka_settings.kafka_bootstrap,
+            "NEWSMON_KAFKA_BOOTSTRAP": kafka_broker.bootstrap,
             "NEWSMON_TOPIC_PREFIX": kafka_settings.topic_prefix,
             "NEWSMON_FEEDS_FILE": str(feeds_file),
             "NEWSMON_FETCH_ALLOW_HOSTS": "127.0.0.1",
