@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +14,8 @@ from typing import Any
 from newsmon import __version__
 from newsmon.shared.lifecycle import run_main
 from newsmon.shared.logging import configure_logging
-from newsmon.shared.settings import Settings
+from newsmon.shared.services import SERVICE_NAMES, SERVICES, Service
+from newsmon.shared.settings import Settings, Topics
 from pydantic import ValidationError
 
 __all__ = ["main"]
@@ -57,11 +59,11 @@ def _configure_logs(settings: Settings) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from newsmon.runner import SERVICES, serve
+    from newsmon.runner import serve
 
     settings = _settings()
     _configure_logs(settings)
-    names = list(SERVICES) if args.command == "run" else [args.command]
+    names = list(SERVICE_NAMES) if args.command == "run" else [args.command]
     if "fetcher" in names:
         _check_feeds_file(settings)
     if "web" in names:
@@ -298,6 +300,23 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_list() -> str:
+    """ "fetcher, classifier, ... and web": what `newsmon run` starts, from the table."""
+    *first, last = SERVICE_NAMES
+    return f"{', '.join(first)} and {last}"
+
+
+def _service_description(row: Service) -> str:
+    topics = Topics("newsmon")  # the default NEWSMON_TOPIC_PREFIX
+    reads = ", ".join(getattr(topics, name) for name in row.consumes)
+    # Wrapped here: the examples epilog makes the formatter keep the text as it is.
+    return textwrap.fill(
+        f"{row.help}. Reads {reads} (topic names with the default NEWSMON_TOPIC_PREFIX); "
+        f"/metrics on NEWSMON_METRICS_HOST:{row.metrics_port} unless NEWSMON_METRICS_PORT is set.",
+        width=79,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="newsmon",
@@ -317,20 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add(
         "run",
-        "run fetcher, classifier, alerter, Slack notifier and web page in one process "
+        f"run {_run_list()} in one process "
         "(starts a local Kafka broker when NEWSMON_KAFKA_BOOTSTRAP is unset)",
         cmd_serve,
     )
-    add("fetcher", "poll the feeds of NEWSMON_FEEDS_FILE and publish articles", cmd_serve)
-    add("classifier", "classify articles and publish verdicts", cmd_serve)
-    add("alerter", "turn matching verdicts into alerts on newsmon.alerts.v1", cmd_serve)
-    add("notifier", "post alerts to the Slack webhook NEWSMON_SLACK_WEBHOOK_URL", cmd_serve)
-    add(
-        "web",
-        "serve the analysts' page (alerts, stories, feeds; live) on "
-        "http://NEWSMON_WEB_HOST:NEWSMON_WEB_PORT/ (default http://127.0.0.1:8480/)",
-        cmd_serve,
-    )
+    for row in SERVICES:
+        add(row.name, row.help, cmd_serve).description = _service_description(row)
 
     tail = add("tail", "print a topic's messages as JSON lines (Ctrl-C stops)", cmd_tail)
     tail.add_argument("topic", help="e.g. newsmon.alerts.v1")
@@ -386,9 +397,7 @@ def _add_optional_commands(sub: Any) -> None:
     from newsmon.classifier.commands import add_subcommands as add_classify
 
     add_classify(sub)
-    from newsmon.alerter.routes import add_subcommands as add_routes
-
-    add_routes(sub)
+    _add_routes_command(sub)
     from newsmon.fetcher.commands import add_subcommands as add_fetch
 
     add_fetch(sub)
@@ -403,6 +412,37 @@ def _add_optional_commands(sub: Any) -> None:
     )
     preview.add_argument("file", nargs="?", default="-", help="alert JSON file, or - for stdin")
     preview.set_defaults(func=cmd_slack_preview)
+
+
+def _add_routes_command(sub: Any) -> None:
+    """`newsmon routes check`: the CLI side of alert routing (alerter/routes.py stays pure)."""
+    routes = sub.add_parser(
+        "routes",
+        help="show where alerts are routed (NEWSMON_ALERT_ROUTES_FILE)",
+        description="Alert routing rules: every alert goes to <prefix>.alerts.v1, and rules "
+        "(NEWSMON_ALERT_ROUTES_FILE, else the built-in per-category table) add topics.",
+    )
+    actions = routes.add_subparsers(dest="routes_action", required=True, metavar="ACTION")
+    check = actions.add_parser(
+        "check",
+        help="print the topics a sample alert would go to",
+        description="Reads an alert (the JSON itself, a file, or stdin) -- a full alert or "
+        'just {"categories": [...], "score": 0.9, "lang": "en", "source": "Yonhap"} -- and '
+        "prints one line per topic: the topic, a tab, the rule that chose it.",
+    )
+    check.add_argument(
+        "alert_json", nargs="?", default=None, metavar="ALERT_JSON", help="JSON, FILE or -"
+    )
+    check.set_defaults(func=cmd_routes_check)
+
+
+def cmd_routes_check(args: argparse.Namespace) -> int:
+    from newsmon.alerter.routes import check_command
+
+    settings = _settings()
+    return check_command(
+        args.alert_json, settings.alert_routes_file, settings.topic_prefix, sys.stdout, sys.stderr
+    )
 
 
 def cmd_slack_preview(args: argparse.Namespace) -> int:

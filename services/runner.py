@@ -15,33 +15,15 @@ from newsmon.shared.errors import KafkaAccessError
 from newsmon.shared.kafka import ensure_topics, security_kwargs
 from newsmon.shared.lifecycle import install_stop_signals, run_until_stopped, sleep_or_stop
 from newsmon.shared.metrics import Metrics, serve_ops
+from newsmon.shared.services import SERVICE_NAMES, ServiceMain, service
 from newsmon.shared.settings import Settings
 
 __all__ = ["SERVICES", "local_bootstrap", "serve"]
 
 log = logging.getLogger("newsmon")
 
-ServiceMain = Callable[[Settings, Metrics, asyncio.Event], Coroutine[Any, Any, None]]
-
-
-def _service_mains() -> dict[str, ServiceMain]:
-    # Imported lazily: `newsmon tail` or `newsmon --help` need not load the classifier.
-    from newsmon.alerter import app as alerter
-    from newsmon.alerter import notifier
-    from newsmon.classifier import app as classifier
-    from newsmon.fetcher import app as fetcher
-    from newsmon.web import app as web
-
-    return {
-        "fetcher": fetcher.run,
-        "classifier": classifier.run,
-        "alerter": alerter.run,
-        "notifier": notifier.run,
-        "web": web.run,
-    }
-
-
-SERVICES = ("fetcher", "classifier", "alerter", "notifier", "web")
+# The names of the services in the order `newsmon run` starts them (the table: shared/services).
+SERVICES = SERVICE_NAMES
 
 
 def local_bootstrap(settings: Settings) -> str:
@@ -122,8 +104,7 @@ async def serve(
         created = await ensure_topics(settings)
         if created:
             log.info("created topics: %s", ", ".join(created))
-        mains = _service_mains()
-        services = [(name, _bind(mains[name], settings, metrics, stop)) for name in names]
+        services = [(name, _bind(service(name).load(), settings, metrics, stop)) for name in names]
         log.info("running %s (Ctrl-C or SIGTERM stops)", ", ".join(names))
         return await run_until_stopped(services, stop, settings.shutdown_timeout_s)
     finally:
@@ -138,9 +119,8 @@ async def serve(
 
 def _consumer_services(names: Sequence[str]) -> list[str]:
     """Services that are ready only while their consumer holds partitions (/readyz); one that
-    runs idle on purpose says so (`Health.set_idle`: the notifier without a webhook). A surplus
-    replica (more replicas than partitions) reports not ready: it runs but does no work."""
-    return [name for name in names if name in ("classifier", "alerter", "notifier")]
+    runs idle on purpose says so (`Health.set_idle`: the notifier without a webhook)."""
+    return [name for name in names if service(name).needs_partitions]
 
 
 async def _probe_broker(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None:

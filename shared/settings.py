@@ -13,6 +13,7 @@ import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from newsmon.shared.services import RUN_METRICS_PORT, SERVICES
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -23,16 +24,9 @@ from pydantic_settings import (
 
 __all__ = ["SERVICE_METRICS_PORTS", "Settings", "Topics"]
 
-# Default /metrics ports per process, so that services started side by side on one host do
-# not collide; `newsmon run` (all services in one process) serves one endpoint on 9400.
-SERVICE_METRICS_PORTS = {
-    "run": 9400,
-    "fetcher": 9401,
-    "classifier": 9402,
-    "alerter": 9403,
-    "notifier": 9404,
-    "web": 9405,
-}
+# Default /metrics ports per process (from the table of services), so that services started
+# side by side on one host do not collide; `newsmon run` serves one endpoint.
+SERVICE_METRICS_PORTS = {"run": RUN_METRICS_PORT, **{s.name: s.metrics_port for s in SERVICES}}
 
 
 class Topics:

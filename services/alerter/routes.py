@@ -16,7 +16,6 @@ lists several values holds when any of them does. Rules come from a TOML file na
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -33,7 +32,6 @@ __all__ = [
     "Route",
     "RouteInput",
     "RoutesError",
-    "add_subcommands",
     "check_command",
     "load_routes",
     "parse_routes",
@@ -271,34 +269,3 @@ def check_command(
     for topic, why in route(item, routes, prefix=prefix):
         out.write(f"{topic}\t{why}\n")
     return 0
-
-
-def _run_check(args: argparse.Namespace) -> int:
-    from newsmon.cli import _settings
-
-    settings = _settings()
-    return check_command(
-        args.alert_json, settings.alert_routes_file, settings.topic_prefix, sys.stdout, sys.stderr
-    )
-
-
-def add_subcommands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register `routes check` on the `newsmon` CLI."""
-    routes = subparsers.add_parser(
-        "routes",
-        help="show where alerts are routed (NEWSMON_ALERT_ROUTES_FILE)",
-        description="Alert routing rules: every alert goes to <prefix>.alerts.v1, and rules "
-        "(NEWSMON_ALERT_ROUTES_FILE, else the built-in per-category table) add topics.",
-    )
-    actions = routes.add_subparsers(dest="routes_action", required=True, metavar="ACTION")
-    check = actions.add_parser(
-        "check",
-        help="print the topics a sample alert would go to",
-        description="Reads an alert (the JSON itself, a file, or stdin) -- a full alert or "
-        'just {"categories": [...], "score": 0.9, "lang": "en", "source": "Yonhap"} -- and '
-        "prints one line per topic: the topic, a tab, the rule that chose it.",
-    )
-    check.add_argument(
-        "alert_json", nargs="?", default=None, metavar="ALERT_JSON", help="JSON, FILE or -"
-    )
-    check.set_defaults(func=_run_check)
