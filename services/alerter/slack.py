@@ -20,12 +20,13 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, Final, Literal, TextIO
 from urllib.parse import quote, urlsplit
 
 import httpx
 from newsmon.shared.errors import PermanentError, RetriableError
+from newsmon.shared.http_headers import parse_retry_after
 from newsmon.shared.messages import Alert, MessageDecodeError, decode
 
 __all__ = [
@@ -435,14 +436,9 @@ class WebhookRateLimiter:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    # Slack sends Retry-After in seconds (api.slack.com/docs/rate-limits). RFC 9110 also
-    # allows an HTTP date; we do not read one and fall back to our own backoff instead.
-    value = response.headers.get("retry-after", "")
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if 0.0 <= seconds < float("inf") else None
+    # Slack sends Retry-After in seconds (api.slack.com/docs/rate-limits); an HTTP-date (RFC
+    # 9110 §10.2.3) is read too. None (absent or garbage): our own backoff applies instead.
+    return parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC))
 
 
 @dataclass(frozen=True, slots=True)

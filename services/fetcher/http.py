@@ -22,8 +22,9 @@ import httpcore
 import httpx
 from newsmon import __version__
 from newsmon.shared.errors import RetriableError
+from newsmon.shared.http_headers import parse_retry_after
 
-from .schedule import parse_max_age, parse_retry_after
+from .schedule import parse_max_age
 from .ssrf import AllowList, BlockedAddressError, GuardedBackend
 
 __all__ = [

@@ -22,8 +22,7 @@ import random
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta
 from typing import Final
 
 __all__ = [
@@ -34,7 +33,6 @@ __all__ = [
     "jittered",
     "next_delay",
     "parse_max_age",
-    "parse_retry_after",
 ]
 
 JITTER: Final = 0.1
@@ -100,23 +98,6 @@ def next_delay(
     if retry_after_s is not None:
         delay = max(delay, min(retry_after_s, SERVER_DELAY_CAP_S))
     return delay
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds from a Retry-After value: delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
-    A date in the past means "now" (0); garbage means None."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():  # "²".isdigit() too, but float("²") fails
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # RFC 9110 §5.6.7: HTTP-dates are GMT
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)

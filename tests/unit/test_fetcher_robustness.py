@@ -15,8 +15,8 @@ from newsmon.fetcher.app import Fetcher
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.http import FetchError, HostLimiter, fetch
 from newsmon.fetcher.parse import parse_feed
-from newsmon.fetcher.schedule import parse_retry_after
 from newsmon.fetcher.state import FeedState, KafkaSink, PublishError, SeenIds
+from newsmon.shared.http_headers import parse_retry_after
 from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings

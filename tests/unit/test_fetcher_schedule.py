@@ -13,9 +13,9 @@ from newsmon.fetcher.schedule import (
     backoff_delay,
     next_delay,
     parse_max_age,
-    parse_retry_after,
 )
 from newsmon.fetcher.state import FeedState, SeenIds
+from newsmon.shared.http_headers import parse_retry_after
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 B = Bounds(min_s=300, max_s=3600, backoff_max_s=7200)
@@ -73,6 +73,7 @@ def test_max_age_postpones_up_to_the_max_interval() -> None:
     [
         ("120", 120.0),
         (" 0 ", 0.0),
+        ("1.5", 1.5),  # a fraction, as Slack's sender always read it
         ("Sun, 01 Mar 2026 12:10:00 GMT", 600.0),  # RFC 9110 IMF-fixdate
         ("Sunday, 01-Mar-26 12:10:00 GMT", 600.0),  # obsolete RFC 850 form
         ("Sun Mar  1 12:10:00 2026", 600.0),  # asctime form, GMT implied
