@@ -14,6 +14,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from .lifecycle import sleep_or_stop
@@ -122,12 +123,18 @@ def make_producer(
 
 
 def make_consumer(
-    settings: Settings, *topics: str, group_id: str, client_id: str
+    settings: Settings,
+    *topics: str,
+    group_id: str,
+    client_id: str,
+    assignors: Sequence[Any] = (RoundRobinPartitionAssignor,),
 ) -> AIOKafkaConsumer:
     """Manual commits only (after the output is acknowledged) and read_committed, so aborted
-    transactional output of a crashed upstream is never seen."""
+    transactional output of a crashed upstream is never seen. `assignors`: how the group
+    spreads partitions (aiokafka's default; shared/failover.py's for one active replica)."""
     return AIOKafkaConsumer(
         *topics,
+        partition_assignment_strategy=tuple(assignors),
         **client_kwargs(settings),
         group_id=group_id,
         client_id=client_id,

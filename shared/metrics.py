@@ -67,6 +67,7 @@ class Health:
         self._broker_reachable = False
         self._assigned: dict[str, int] = {}
         self._idle: set[str] = set()
+        self._standby: set[str] = set()
 
     def set_broker_reachable(self, reachable: bool) -> None:
         with self._lock:
@@ -79,11 +80,25 @@ class Health:
     def consumer_stopped(self, service: str) -> None:
         with self._lock:
             self._assigned.pop(service, None)
+            self._standby.discard(service)
 
     def set_idle(self, service: str) -> None:
         """The service runs without a consumer on purpose (the notifier with no webhook)."""
         with self._lock:
             self._idle.add(service)
+
+    def set_standby(self, service: str, standby: bool) -> None:
+        """A single-active service (the alerter) waits on standby: ready, holding nothing."""
+        with self._lock:
+            if standby:
+                self._standby.add(service)
+            else:
+                self._standby.discard(service)
+
+    def notes(self) -> list[str]:
+        """What /readyz adds to "ready": the services of this process on standby."""
+        with self._lock:
+            return [f"{service}: standby" for service in sorted(self._standby)]
 
     def problems(self, consumers: Iterable[str]) -> list[str]:
         """Why this process is not ready (empty: ready). `consumers` are the services that
@@ -91,7 +106,7 @@ class Health:
         with self._lock:
             found = [] if self._broker_reachable else ["Kafka broker unreachable"]
             for service in consumers:
-                if service in self._idle:
+                if service in self._idle or service in self._standby:
                     continue
                 if service not in self._assigned:
                     found.append(f"{service}: consumer not started")
@@ -194,6 +209,26 @@ class Metrics:
             registry=r,
         )
         self._lag_labels: dict[str, set[tuple[str, str]]] = {}
+        self.active_replica = Gauge(
+            "newsmon_active_replica",
+            "1 while this replica of a single-active service (the alerter) is the active one, "
+            "0 on standby",
+            ["service"],
+            registry=r,
+        )
+        self.activation_seconds = Gauge(
+            "newsmon_activation_seconds",
+            "How long this replica's last activation took: fencing the previous active's "
+            "producer, restoring the state topic, reading the committed offsets",
+            ["service"],
+            registry=r,
+        )
+        self.activations = Counter(
+            "newsmon_activations_total",
+            "Times this replica of a single-active service became the active one",
+            ["service"],
+            registry=r,
+        )
 
         # Fetcher.
         self.feed_fetches = Counter(
@@ -457,6 +492,10 @@ class Metrics:
             with contextlib.suppress(KeyError):
                 gauge.remove(feed)
 
+    def set_active(self, service: str, active: bool) -> None:
+        self.active_replica.labels(service).set(1 if active else 0)
+        self.health.set_standby(service, not active)
+
     def consumer_stopped(self, service: str, group: str) -> None:
         for gone in self._lag_labels.pop(group, set()):
             self.consumer_lag.remove(group, *gone)
@@ -556,6 +595,9 @@ def _ops_app(
             text = "ready" if ready else "not ready"
             if not ready and detail is not None:
                 text = f"{text}: {detail()}"
+            notes = metrics.health.notes()
+            if ready and notes:
+                text = f"{text} ({'; '.join(notes)})"
             return [f"{text}\n".encode()]
         return metrics_app(environ, start_response)
 

@@ -34,6 +34,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.structs import OffsetAndMetadata
 
 from .errors import PermanentError
+from .failover import ActiveLease, SingleActiveAssignor
 from .kafka import (
     MAX_REQUEST_BYTES,
     Headers,
@@ -190,6 +191,7 @@ class Processor:
         create_topics: Callable[[Sequence[str]], Awaitable[object]] | None = None,
         on_ready: Callable[[], None] | None = None,
         state: BatchState | None = None,
+        single_active: bool = False,
     ) -> None:
         self.settings = settings
         self.service = service
@@ -212,10 +214,18 @@ class Processor:
         self._retry_delay_s = 1.0
         self._producer: AIOKafkaProducer | None = None
         self._producer_broken = False
+        # Single active replica (shared/failover.py): the group gives one replica every
+        # partition; it activates (fence, restore, seek) before it consumes.
+        self._busy = asyncio.Lock()
+        self._lease = ActiveLease(self._busy) if single_active else None
+        self._active_generation: int | None = None
 
     def _transactional_id(self) -> str | None:
         if not self.settings.kafka_transactions:
             return None
+        if self._lease is not None:
+            # One id for every replica: the one that activates fences the one before it.
+            return self.group_id
         # Stable across restarts of this replica, so a restart fences its own zombie and
         # aborts the transaction it left open instead of waiting for it to time out.
         return f"{self.group_id}.{self.settings.instance_id}"
@@ -280,14 +290,30 @@ class Processor:
         self._producer_broken = False
         return True
 
-    async def run(self) -> None:
+    def _make_consumer(self) -> AIOKafkaConsumer:
+        if self._lease is None:
+            return make_consumer(
+                self.settings,
+                self.source_topic,
+                group_id=self.group_id,
+                client_id=self._client_id(),
+            )
         consumer = make_consumer(
-            self.settings, self.source_topic, group_id=self.group_id, client_id=self._client_id()
+            self.settings,
+            group_id=self.group_id,
+            client_id=self._client_id(),
+            assignors=(SingleActiveAssignor(),),
         )
-        await self._start_producer()
+        consumer.subscribe([self.source_topic], listener=self._lease)
+        return consumer
+
+    async def run(self) -> None:
+        consumer = self._make_consumer()
         try:
-            if self.state is not None:
-                await self.state.load()
+            if self._lease is None:
+                await self._start_producer()
+                if self.state is not None:
+                    await self.state.load()
             await consumer.start()
             try:
                 if self._on_ready:
@@ -311,6 +337,8 @@ class Processor:
 
     async def _loop(self, consumer: AIOKafkaConsumer) -> None:
         while not self.stop.is_set():
+            if self._lease is not None and not await self._hold_active(consumer):
+                continue
             if self._producer_broken and not await self._renew_producer():
                 continue
             assert self._producer is not None
@@ -324,43 +352,143 @@ class Processor:
                 if time.monotonic() >= self._check_topics_at:
                     await self._await_topics(producer)
                 continue
-            self.metrics.items_in.labels(self.service, self.source_topic).inc(len(records))
-            started = time.monotonic()
-            results = await asyncio.to_thread(_apply, self.transform, records)
-            try:
-                if not _usable(producer):
-                    raise KafkaError("the Kafka producer stopped working (its sender ended)")
-                await self._publish(consumer, producer, records, results)
-                if self.state is not None:
-                    self.state.committed()
-                self._retry_delay_s = 1.0
-                self.metrics.batch_seconds.labels(self.service).observe(time.monotonic() - started)
-            except KafkaError as exc:
-                if isinstance(exc, ProducerFenced):
-                    log.warning(
-                        "producer fenced: a transaction timed out, or another replica uses the "
-                        "transactional id %r (give each replica its own NEWSMON_INSTANCE_ID)",
-                        self._transactional_id(),
-                        extra={"service": self.service},
-                    )
-                if self.state is not None:
-                    self.state.aborted()
-                # After these the producer's sequence/epoch bookkeeping cannot be trusted, or
-                # its sender is gone: every later send would fail the same way, so start a
-                # fresh producer. A failed transaction may have spent sequence numbers on
-                # batches that never reached the broker (expired in the client): its retry
-                # would get a certain OutOfOrderSequenceNumber, so replace the producer at
-                # once (the new one bumps the epoch and aborts what is left open).
-                self._producer_broken = (
-                    self.settings.kafka_transactions
-                    or isinstance(exc, _PRODUCER_STATE_ERRORS)
-                    or not _usable(producer)
+            async with self._busy:
+                if self._lease is not None and self._lease.generation != self._active_generation:
+                    # Rebalanced since the fetch: whoever holds the partitions now reads
+                    # them again from the committed offsets.
+                    continue
+                done = await self._process(consumer, producer, records)
+            if not done:
+                # Outside the lock: a rebalance need not wait for the retry pause.
+                await self._pause()
+
+    async def _hold_active(self, consumer: AIOKafkaConsumer) -> bool:
+        """Single-active mode: True once this replica is the active one and may consume;
+        False on standby (after a short poll that keeps its group membership alive)."""
+        assert self._lease is not None
+        if not self._lease.held:
+            if self._active_generation is not None or self._producer is not None:
+                await self._step_down()
+            self.metrics.set_active(self.service, False)
+            # Keeps the member polling (max.poll.interval.ms); holds no partitions, so it
+            # returns nothing, or records fetched just as partitions came: dropped, the
+            # activation seeks to the committed offsets.
+            await consumer.getmany(timeout_ms=500)
+            await observe_lag(self.metrics, self.service, self.group_id, consumer)
+            return False
+        if self._active_generation is None:
+            return await self._activate(consumer)
+        # Kept the partitions through a rebalance (sticky): aiokafka re-read the committed
+        # offsets. Had another replica been active meanwhile, it fenced our producer, and
+        # the first transaction tells (ProducerFenced: activate again).
+        self._active_generation = self._lease.generation
+        return True
+
+    async def _activate(self, consumer: AIOKafkaConsumer) -> bool:
+        """Become the active replica: a fresh producer with the shared transactional id
+        (fences the previous active, aborts or completes its open transaction), then the
+        state and the committed offsets, which now include exactly its committed batches."""
+        assert self._lease is not None
+        generation, started = self._lease.generation, time.monotonic()
+        log.info("partitions assigned: becoming the active replica", extra=self._log_extra())
+        try:
+            if self._producer is not None:
+                with contextlib.suppress(Exception):
+                    await self._producer.stop()
+                self._producer = None
+            await self._start_producer()
+            if self.state is not None:
+                await self.state.load()
+            await self._seek_to_committed(consumer)
+        except KafkaError as exc:
+            log.warning("cannot become active yet: %s", exc, extra=self._log_extra())
+            await self._pause()
+            return False
+        took = time.monotonic() - started
+        self._active_generation = generation
+        self._retry_delay_s = 1.0
+        self.metrics.set_active(self.service, True)
+        self.metrics.activations.labels(self.service).inc()
+        self.metrics.activation_seconds.labels(self.service).set(took)
+        log.info(
+            "active: took over in %.1fs (producer fenced its predecessor, state restored)",
+            took,
+            extra={**self._log_extra(), "activation_s": round(took, 3)},
+        )
+        return True
+
+    async def _seek_to_committed(self, consumer: AIOKafkaConsumer) -> None:
+        for tp in consumer.assignment():
+            committed = await consumer.committed(tp)
+            # Revoked meanwhile: the generation check before the next batch notices.
+            with contextlib.suppress(IllegalStateError):
+                if committed is None:
+                    await consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, committed)
+
+    async def _step_down(self) -> None:
+        log.info("standby: another replica holds the partitions", extra=self._log_extra())
+        self._active_generation = None
+        if self._producer is not None:
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
+            self._producer = None
+
+    def _log_extra(self) -> dict[str, Any]:
+        return {"service": self.service, "group": self.group_id}
+
+    async def _process(
+        self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, records: list[Record]
+    ) -> bool:
+        """Transform and publish one batch; False: it failed and was rewound."""
+        self.metrics.items_in.labels(self.service, self.source_topic).inc(len(records))
+        started = time.monotonic()
+        results = await asyncio.to_thread(_apply, self.transform, records)
+        try:
+            if not _usable(producer):
+                raise KafkaError("the Kafka producer stopped working (its sender ended)")
+            await self._publish(consumer, producer, records, results)
+            if self.state is not None:
+                self.state.committed()
+            self._retry_delay_s = 1.0
+            self.metrics.batch_seconds.labels(self.service).observe(time.monotonic() - started)
+        except KafkaError as exc:
+            if isinstance(exc, ProducerFenced):
+                log.warning(
+                    "producer fenced: a transaction timed out, or another replica uses the "
+                    "transactional id %r%s",
+                    self._transactional_id(),
+                    " (another replica became active: this one steps back)"
+                    if self._lease is not None
+                    else " (give each replica its own NEWSMON_INSTANCE_ID)",
+                    extra={"service": self.service},
                 )
-                # A topic may have gone (deleted) or changed its size limit: checked before
-                # the retry.
-                self._check_topics_at = 0.0
-                self._max_bytes_stale = True
-                await self._rewind(consumer, records, exc)
+            if self.state is not None:
+                self.state.aborted()
+            # After these the producer's sequence/epoch bookkeeping cannot be trusted, or
+            # its sender is gone: every later send would fail the same way, so start a
+            # fresh producer. A failed transaction may have spent sequence numbers on
+            # batches that never reached the broker (expired in the client): its retry
+            # would get a certain OutOfOrderSequenceNumber, so replace the producer at
+            # once (the new one bumps the epoch and aborts what is left open).
+            self._producer_broken = (
+                self.settings.kafka_transactions
+                or isinstance(exc, _PRODUCER_STATE_ERRORS)
+                or not _usable(producer)
+            )
+            # A topic may have gone (deleted) or changed its size limit: checked before
+            # the retry.
+            self._check_topics_at = 0.0
+            self._max_bytes_stale = True
+            if self._lease is not None and self._producer_broken:
+                # Whether the transaction committed in the end is known only once a new
+                # producer fenced it: activate again (fence, restore, seek to committed).
+                self._active_generation = None
+                self._producer_broken = False
+            self._rewind(consumer, records, exc)
+            return False
+        return True
 
     async def _publish(
         self,
@@ -485,10 +613,11 @@ class Processor:
                 if out.trimmed:
                     self.metrics.outputs_trimmed.labels(self.service, out.topic).inc()
 
-    async def _rewind(
+    def _rewind(
         self, consumer: AIOKafkaConsumer, records: Sequence[Record], exc: KafkaError
     ) -> None:
-        """Output not acknowledged: replay the batch from its first offsets after a pause."""
+        """Output not acknowledged: replay the batch from its first offsets (after the pause
+        the caller takes)."""
         self.metrics.errors.labels(self.service, "kafka").inc()
         log.warning(
             "could not publish a batch, will retry it in %.0fs: %s",
@@ -501,7 +630,6 @@ class Processor:
             # offset, which this batch never moved.
             with contextlib.suppress(IllegalStateError):
                 consumer.seek(tp, offset)
-        await self._pause()
 
     async def _pause(self) -> None:
         """The retry pause (capped exponential), cut short by `stop`: a SIGTERM during a

@@ -11,11 +11,11 @@ book changes only once that transaction committed (`StoryGroups.committed`); a b
 replayed after a failure is transformed again against the unchanged book. At start-up, after
 the transactional producer fenced any zombie, the book is rebuilt from the state topic.
 
-Single writer: grouping needs every story in one place, but the classified topic is keyed by
-article id, so copies of one story land on different partitions. newsmon therefore runs one
-alerter (its work is small: only matching articles, a few per minute). A second replica in the
-same group would group only among the partitions it holds; run one, restart it on failure (the
-state topic makes a restart cheap), and scale the classifier instead.
+Single writer, any number of replicas: grouping needs every story in one place, but the
+classified topic is keyed by article id, so copies of one story land on different partitions.
+So one replica is active and holds every partition; the others wait on standby and take over
+when it dies (shared/failover.py: a consumer-group assignor, the transactional id shared by all
+replicas fences the predecessor, the book is rebuilt from the state topic on each activation).
 """
 
 from __future__ import annotations
@@ -68,6 +68,13 @@ class StoryGroups:
         self._latencies: list[tuple[str, float]] = []  # (since, seconds) of staged alerts
 
     async def load(self) -> None:
+        """Rebuild the book from the state topic (from scratch: a replica that activates
+        again must not keep stories from its previous turn)."""
+        self.book = StoryBook(
+            window=timedelta(seconds=self.settings.alert_group_window_s),
+            threshold=self.settings.alert_group_threshold,
+        )
+        self.aborted()
         topic = state_topic(self.settings)
         records = await read_state_topic(self.settings, topic)
         stories: list[StoryState] = []
@@ -204,5 +211,6 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
         outputs=[*routed_topics(routes, prefix=settings.topic_prefix), state_topic(settings)],
         create_topics=lambda topics: create_alerter_topics(settings, topics),
         state=groups,
+        single_active=True,
     )
     await processor.run()

@@ -159,6 +159,14 @@ def posted_by_token(slack: SlackStub) -> Counter[str]:
     return Counter(t for t, _ in _posts(slack))
 
 
+def first_posts(slack: SlackStub) -> dict[str, float]:
+    """token -> arrival (time.monotonic()) of its first accepted post."""
+    first: dict[str, float] = {}
+    for token, at in _posts(slack):
+        first.setdefault(token, at)
+    return first
+
+
 def _posts(slack: SlackStub) -> Iterable[tuple[str, float]]:
     """(token, arrival) of every webhook POST that Slack accepted (2xx)."""
     for answered in list(slack.answered):
@@ -284,9 +292,7 @@ def _after_nth_expected(order: list[str], batch: Batch, n: int) -> int:
 def tally(pipe: Pipeline, batch: Batch, name: str, fault_ended: float, note: str) -> Row:
     on_topic, posted = _count(pipe, batch)
     expected = set(batch.expected)
-    first_post: dict[str, float] = {}
-    for token, at in _posts(pipe.slack):
-        first_post.setdefault(token, at)
+    first_post = first_posts(pipe.slack)
     # Caught up: every item released before the fault ended is on Slack (items released
     # later are ordinary traffic).
     during = {t for t in expected if pipe.stream.released_at.get(t, 0.0) <= fault_ended}

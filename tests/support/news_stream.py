@@ -100,6 +100,7 @@ class FeedStream:
         self.released_at: dict[str, float] = {}  # token -> time.monotonic() of its release
         self._batches = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self.stub = stub  # its request log tells which feed URLs were polled
         self.url = stub.route(FEED_PATH, self._reply)
 
     def _reply(self, seen: Seen) -> Reply:

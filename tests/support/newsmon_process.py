@@ -1,6 +1,7 @@
 """newsmon services as real, separate processes (`python -m newsmon <command>`), for tests that
-kill, stop and restart them. Each writes its JSON log lines to `<log_dir>/<command>.log`
-(appended across restarts, so a failure shows the whole story)."""
+kill, stop and restart them. Each process has a name (the command, or e.g. `alerter-b` for a
+second replica) and writes its JSON log lines to `<log_dir>/<name>.log` (appended across
+restarts, so a failure shows the whole story)."""
 
 from __future__ import annotations
 
@@ -29,11 +30,13 @@ class NewsmonProcesses:
     def log_path(self, command: str) -> Path:
         return self.log_dir / f"{command}.log"
 
-    def start(self, command: str, **extra_env: str) -> None:
-        if self.running(command):
-            raise RuntimeError(f"newsmon {command} is already running")
-        with self.log_path(command).open("ab") as out:
-            self.procs[command] = subprocess.Popen(
+    def start(self, command: str, *, name: str | None = None, **extra_env: str) -> None:
+        """Start `newsmon <command>` under `name` (default: the command itself)."""
+        name = name or command
+        if self.running(name):
+            raise RuntimeError(f"newsmon {name} is already running")
+        with self.log_path(name).open("ab") as out:
+            self.procs[name] = subprocess.Popen(
                 [sys.executable, "-m", "newsmon", command],
                 env={**self.env, **extra_env},
                 cwd=REPO,
