@@ -357,10 +357,10 @@ class Processor:
                     # Rebalanced since the fetch: whoever holds the partitions now reads
                     # them again from the committed offsets.
                     continue
-                done = await self._process(consumer, producer, records)
-            if not done:
+                failed = await self._process(consumer, producer, records)
+            if failed is not None:
                 # Outside the lock: a rebalance need not wait for the retry pause.
-                await self._pause()
+                await self._rewind(consumer, records, failed)
 
     async def _hold_active(self, consumer: AIOKafkaConsumer) -> bool:
         """Single-active mode: True once this replica is the active one and may consume;
@@ -440,8 +440,8 @@ class Processor:
 
     async def _process(
         self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, records: list[Record]
-    ) -> bool:
-        """Transform and publish one batch; False: it failed and was rewound."""
+    ) -> KafkaError | None:
+        """Transform and publish one batch; the error when it failed (to be rewound)."""
         self.metrics.items_in.labels(self.service, self.source_topic).inc(len(records))
         started = time.monotonic()
         results = await asyncio.to_thread(_apply, self.transform, records)
@@ -486,9 +486,8 @@ class Processor:
                 # producer fenced it: activate again (fence, restore, seek to committed).
                 self._active_generation = None
                 self._producer_broken = False
-            self._rewind(consumer, records, exc)
-            return False
-        return True
+            return exc
+        return None
 
     async def _publish(
         self,
@@ -613,11 +612,10 @@ class Processor:
                 if out.trimmed:
                     self.metrics.outputs_trimmed.labels(self.service, out.topic).inc()
 
-    def _rewind(
+    async def _rewind(
         self, consumer: AIOKafkaConsumer, records: Sequence[Record], exc: KafkaError
     ) -> None:
-        """Output not acknowledged: replay the batch from its first offsets (after the pause
-        the caller takes)."""
+        """Output not acknowledged: replay the batch from its first offsets after a pause."""
         self.metrics.errors.labels(self.service, "kafka").inc()
         log.warning(
             "could not publish a batch, will retry it in %.0fs: %s",
@@ -630,6 +628,7 @@ class Processor:
             # offset, which this batch never moved.
             with contextlib.suppress(IllegalStateError):
                 consumer.seek(tp, offset)
+        await self._pause()
 
     async def _pause(self) -> None:
         """The retry pause (capped exponential), cut short by `stop`: a SIGTERM during a

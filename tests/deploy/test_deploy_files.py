@@ -129,8 +129,8 @@ def test_compose_runs_each_service_in_its_own_containers() -> None:
         "fetcher": 2, "classifier": 2, "alerter": 2, "notifier": 1, "web": 1,
     }  # fmt: skip
     assert set(commands) == set(SERVICES)
-    # Until alerter fail-over exists, a second alerter would split story grouping: opt-in only.
-    assert [n for n in commands["alerter"] if "profiles" not in services[n]] == ["alerter-1"]
+    # Every replica starts by default (the alerter's standby included).
+    assert not [n for names in commands.values() for n in names if "profiles" in services[n]]
     assert len(set(instance_ids)) == len(instance_ids), "each replica needs its own id"
     assert services["kafka"]["image"].startswith("apache/kafka:")
     assert "prometheus" in services
