@@ -34,7 +34,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from aiokafka.conn import create_conn
+from aiokafka.conn import AIOKafkaConnection
 from aiokafka.errors import (
     AuthenticationFailedError,
     IllegalSaslStateError,
@@ -204,11 +204,14 @@ async def check_access(
     A bare connection rather than a client: a refusal is then this one error instead of the
     client's log line per bootstrap server followed by a generic "Unable to bootstrap"."""
     host, port = first_server(bootstrap)
-    conn = None
+    # aiokafka's create_conn, unrolled so that a failed connection can be waited for until its
+    # socket is closed (a TLS transport closes over a few loop turns; a command that ends its
+    # event loop right after would leak the socket).
+    conn = AIOKafkaConnection(
+        host, port, request_timeout_ms=int(timeout_s * 1000), **dict(security or {})
+    )
     try:
-        conn = await create_conn(
-            host, port, request_timeout_ms=int(timeout_s * 1000), **dict(security or {})
-        )
+        await conn.connect()
         metadata = await conn.send(MetadataRequest([]))
     except Exception as exc:
         refusal = _refusal(exc)
@@ -216,8 +219,12 @@ async def check_access(
             raise KafkaAccessError(_refusal_message(host, port, security or {}, refusal)) from exc
         return False
     finally:
-        if conn is not None:
-            conn.close()
+        opened = conn._protocol is not None  # a transport exists: its closing can be awaited
+        closed = conn.close()
+        if opened and closed is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1.0):
+                    await asyncio.shield(closed)
     return bool(metadata.brokers)
 
 

@@ -291,10 +291,29 @@ def feeds_export(path: Path, out: TextIO, err: TextIO) -> int:
 # --- the same on the feeds topic (NEWSMON_KAFKA_BOOTSTRAP set) ----------------------------------
 
 
+async def _with_access_checked(settings: Settings, work: Any) -> Any:
+    """`work`, once one connection showed that Kafka accepts our credentials and TLS settings
+    (a refusal is then KafkaAccessError, said as such, rather than "Unable to bootstrap")."""
+    from newsmon.shared.broker import check_access
+    from newsmon.shared.kafka import security_kwargs
+
+    try:
+        await check_access(settings.kafka_bootstrap or "", security=security_kwargs(settings))
+    except BaseException:
+        work.close()  # never started: no "coroutine was never awaited" warning
+        raise
+    return await work
+
+
 def _topic_call(settings: Settings, what: str, err: TextIO, work: Any) -> Any:
     """Run `work` (a coroutine) against Kafka; one line and None when Kafka fails."""
+    from newsmon.shared.errors import KafkaAccessError
+
     try:
-        return asyncio.run(work)
+        return asyncio.run(_with_access_checked(settings, work))
+    except KafkaAccessError as exc:
+        print(f"newsmon feeds {what}: {exc}", file=err)
+        return None
     except (KafkaError, OSError) as exc:
         print(
             f"newsmon feeds {what}: Kafka at {settings.kafka_bootstrap}: "

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from newsmon.runner import SERVICES, serve
 from newsmon.shared.broker import Listener, LocalKafka, ScramUser, broker_ready, free_port
 from newsmon.shared.errors import KafkaAccessError
@@ -160,7 +161,9 @@ async def test_whole_pipeline_runs_over_sasl_ssl_scram(
                 )
             )
             try:
-                # Read back through the broker's PLAINTEXT listener, as an outside reader.
+                # Read back through the broker's PLAINTEXT listener, as an outside reader, once
+                # the services created the topic (a reader started before would give up).
+                await _wait_for_topic(secure_kafka.broker.bootstrap, settings.topics.alerts)
                 alerts = await read_topic(
                     secure_kafka.broker.bootstrap,
                     settings.topics.alerts,
@@ -175,6 +178,19 @@ async def test_whole_pipeline_runs_over_sasl_ssl_scram(
     assert exit_code == 0
     assert len(alerts) == 1
     assert len(slack.requests) == 1
+
+
+async def _wait_for_topic(bootstrap: str, topic: str, timeout_s: float = 120.0) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                if topic in set(await admin.list_topics()):
+                    return
+                await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
 
 
 async def _round_trip(settings: Settings) -> None:
@@ -305,3 +321,30 @@ async def test_tail_says_why_it_cannot_connect(secure_kafka: SecureKafka, tmp_pa
     )
     with pytest.raises(KafkaAccessError, match="alice"):
         await _tail(settings, "any", from_beginning=True, limit=1, idle_timeout_s=1)
+
+
+@pytest.mark.parametrize("password", ["alice-secret", "nope"])
+def test_feeds_commands_on_the_topic_use_the_credentials(
+    secure_kafka: SecureKafka, tmp_path: Path, password: str
+) -> None:
+    """`newsmon feeds list` (the feeds topic) with the right password lists; with a wrong one it
+    says in one line that Kafka refused it."""
+    import io
+
+    from newsmon.fetcher.commands import topic_feeds_list
+
+    settings = _alice(
+        secure_kafka,
+        tmp_path,
+        kafka_sasl_password_file=None,
+        kafka_sasl_password=SecretStr(password),
+    )
+    out, err = io.StringIO(), io.StringIO()
+    code = topic_feeds_list(settings, out, err)
+    if password == "nope":
+        assert code == 1
+        [line] = err.getvalue().splitlines()
+        assert "refused" in line
+        assert "invalid credentials" in line
+    else:
+        assert code == 0, err.getvalue()
