@@ -12,6 +12,7 @@ adds them. `python -m bench.bench_failover` prints the Markdown section.
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import shutil
 import time
@@ -31,6 +32,9 @@ from bench.bench_alerter import _items
 
 REPO = Path(__file__).resolve().parents[1]
 STORIES = (10_000, 100_000)
+# BENCH_FAILOVER_STORIES=100000 measures one size only.
+if os.environ.get("BENCH_FAILOVER_STORIES"):
+    STORIES = (int(os.environ["BENCH_FAILOVER_STORIES"]),)
 
 
 def _records(n: int) -> list[tuple[bytes, bytes]]:
