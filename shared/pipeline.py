@@ -33,6 +33,7 @@ from aiokafka.errors import (
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.structs import OffsetAndMetadata
 
+from .backoff import Backoff
 from .errors import PermanentError
 from .failover import ActiveLease, SingleActiveAssignor
 from .kafka import (
@@ -45,7 +46,6 @@ from .kafka import (
     max_message_bytes,
     wait_for_leaders,
 )
-from .lifecycle import sleep_or_stop
 from .metrics import Metrics
 from .settings import Settings
 
@@ -211,7 +211,7 @@ class Processor:
         # a failed publish (an operator may have changed it).
         self._max_bytes: dict[str, int] = {}
         self._max_bytes_stale = True
-        self._retry_delay_s = 1.0
+        self._retry = Backoff(first_s=1.0, cap_s=30.0)
         self._producer: AIOKafkaProducer | None = None
         self._producer_broken = False
         # Single active replica (shared/failover.py): the group gives one replica every
@@ -406,7 +406,7 @@ class Processor:
             return False
         took = time.monotonic() - started
         self._active_generation = generation
-        self._retry_delay_s = 1.0
+        self._retry.reset()
         self.metrics.set_active(self.service, True)
         self.metrics.activations.labels(self.service).inc()
         self.metrics.activation_seconds.labels(self.service).set(took)
@@ -451,7 +451,7 @@ class Processor:
             await self._publish(consumer, producer, records, results)
             if self.state is not None:
                 self.state.committed()
-            self._retry_delay_s = 1.0
+            self._retry.reset()
             self.metrics.batch_seconds.labels(self.service).observe(time.monotonic() - started)
         except KafkaError as exc:
             if isinstance(exc, ProducerFenced):
@@ -619,7 +619,7 @@ class Processor:
         self.metrics.errors.labels(self.service, "kafka").inc()
         log.warning(
             "could not publish a batch, will retry it in %.0fs: %s",
-            self._retry_delay_s,
+            self._retry.delay_s,
             exc,
             extra={"service": self.service, "records": len(records)},
         )
@@ -633,5 +633,4 @@ class Processor:
     async def _pause(self) -> None:
         """The retry pause (capped exponential), cut short by `stop`: a SIGTERM during a
         broker outage drains at once instead of outliving the shutdown budget."""
-        await sleep_or_stop(self.stop, self._retry_delay_s)
-        self._retry_delay_s = min(self._retry_delay_s * 2, 30.0)
+        await self._retry.pause(self.stop)

@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
+from newsmon.shared.backoff import Backoff
 from newsmon.shared.kafka import (
     dlq_headers,
     ensure_topics,
@@ -107,7 +108,7 @@ class Notifier:
         self._unmarked: dict[str, bytes] = {}
         self.state_topic = notifier_state_topic(settings)
         self.group = f"{settings.topic_prefix}-notifier"
-        self._pause_s = 1.0
+        self._retry = Backoff(first_s=1.0, cap_s=KAFKA_RETRY_MAX_S)
         # When Slack started failing (monotonic, wall clock); None while it answers.
         self._slack_down_since: tuple[float, datetime] | None = None
 
@@ -153,7 +154,7 @@ class Notifier:
                 if not await self._deliver(tp, record, alert, label, webhook):
                     return False
         await self._commit(tp, record)
-        self._pause_s = 1.0
+        self._retry.reset()
         return True
 
     async def _deliver(
@@ -262,7 +263,7 @@ class Notifier:
             return
         since, at = self._slack_down_since
         self._slack_down_since = None
-        self._pause_s = 1.0
+        self._retry.reset()
         log.info(
             "Slack answers again after %.0fs (unavailable since %s)",
             time.monotonic() - since,
@@ -273,7 +274,7 @@ class Notifier:
         self.metrics.errors.labels(SERVICE, "kafka").inc()
         log.warning(
             "Kafka call failed, alert kept for later (retry in %.0fs): %s",
-            self._pause_s,
+            self._retry.delay_s,
             error,
             extra={"offset": record.offset, "partition": record.partition},
         )
@@ -284,8 +285,7 @@ class Notifier:
         # committed offset, which this alert never moved past.
         with contextlib.suppress(IllegalStateError):
             self.consumer.seek(tp, record.offset)
-        await sleep_or_stop(self.stop, self._pause_s)
-        self._pause_s = min(self._pause_s * 2, cap_s)
+        await self._retry.pause(self.stop, cap_s=cap_s)
 
 
 class _Stopping(Exception):  # noqa: N818 - a signal, not an error

@@ -25,6 +25,7 @@ from typing import Any, Final, Literal, TextIO
 from urllib.parse import quote, urlsplit
 
 import httpx
+from newsmon.shared.backoff import exponential_delay
 from newsmon.shared.errors import PermanentError, RetriableError
 from newsmon.shared.http_headers import parse_retry_after
 from newsmon.shared.messages import Alert, MessageDecodeError, decode
@@ -388,7 +389,7 @@ class RetryPolicy:
     def backoff(self, attempt: int, jitter: Jitter) -> float:
         # "Full jitter": a uniform draw below the capped exponential spreads retries of many
         # senders apart (aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/).
-        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
+        ceiling = exponential_delay(self.backoff_base_s, attempt, self.backoff_max_s)
         return jitter(0.0, ceiling)
 
 

@@ -36,8 +36,8 @@ from typing import Final, Protocol
 import httpx
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from newsmon.shared.backoff import Backoff
 from newsmon.shared.kafka import ensure_topics, make_producer, wait_for_leaders
-from newsmon.shared.lifecycle import sleep_or_stop
 from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
@@ -545,7 +545,7 @@ async def _load_state(
 ) -> tuple[dict[str, FeedState], SeenIds] | None:
     """Feed states and the dedup memory, waiting out a broker that is down or restarting
     (one line per attempt) instead of failing the service. None: stopped while waiting."""
-    delay = 1.0
+    retry = Backoff(first_s=1.0, cap_s=30.0)
     while not stop.is_set():
         try:
             await ensure_state_topic(settings)
@@ -554,10 +554,11 @@ async def _load_state(
             return states, await load_seen_ids(settings, settings.dedupe_capacity * 2)
         except KafkaError as exc:
             log.warning(
-                "cannot read the fetcher's state from Kafka yet (%s); retrying in %.0fs", exc, delay
+                "cannot read the fetcher's state from Kafka yet (%s); retrying in %.0fs",
+                exc,
+                retry.delay_s,
             )
-        await sleep_or_stop(stop, delay)
-        delay = min(delay * 2, 30.0)
+        await retry.pause(stop)
     return None
 
 

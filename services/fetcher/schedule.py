@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
+from newsmon.shared.backoff import exponential_delay
+
 __all__ = [
     "JITTER",
     "Bounds",
@@ -72,8 +74,7 @@ def backoff_delay(error_streak: int, bounds: Bounds) -> float:
     """Delay after `error_streak` consecutive failures: min · 2^(streak-1), capped."""
     if error_streak <= 0:
         return bounds.min_s
-    exponent = min(error_streak - 1, 32)  # 2**32 · anything is past any cap
-    return min(bounds.min_s * 2.0**exponent, max(bounds.backoff_max_s, bounds.min_s))
+    return exponential_delay(bounds.min_s, error_streak, max(bounds.backoff_max_s, bounds.min_s))
 
 
 def jittered(seconds: float, rng: random.Random | None = None) -> float:

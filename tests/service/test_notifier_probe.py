@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import TopicPartition
-from newsmon.alerter import notifier as notifier_module
 from newsmon.alerter.notifier import SLACK_PROBE_MAX_S, Notifier
 from newsmon.alerter.slack import RetryPolicy, SlackSender, WebhookRateLimiter, WebhookUrl
+from newsmon.shared import backoff as backoff_module
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
 
@@ -62,7 +62,8 @@ async def test_slack_recovery_is_probed_within_seconds(
         pauses.append(seconds)  # what the notifier decided to wait; the test does not wait
         await asyncio.sleep(0)
 
-    monkeypatch.setattr(notifier_module, "sleep_or_stop", recorded_pause)
+    # The notifier pauses through the one Backoff (shared/backoff.py).
+    monkeypatch.setattr(backoff_module, "sleep_or_stop", recorded_pause)
     caplog.set_level(logging.INFO, logger="newsmon.notifier")
     async with SlackStub() as slack, httpx.AsyncClient() as client:
         slack.script(["500"] * OUTAGE_POSTS)  # then Slack answers "ok" again
