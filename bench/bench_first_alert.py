@@ -125,21 +125,23 @@ async def _one_start(bootstrap: str, feed_url: str, workdir: Path) -> Start:
         proc = await asyncio.create_subprocess_exec(
             str(newsmon), "run", env=env, stdout=log, stderr=log
         )
+    alert_s: float | None = None
+    classified_s = float("nan")
     try:
         deadline = time.monotonic() + GIVE_UP_S
         classified, classified_seen = await _first_record_seen(
             bootstrap, f"{prefix}.classified.v1", deadline
         )
-        alert_s: float | None
-        try:
-            alert, alert_seen = await _first_record_seen(bootstrap, f"{prefix}.alerts.v1", deadline)
-            alert_s = alert_seen - _fetched_at(alert, ("fetched",))
-        except TimeoutError:
-            alert_s = None
         classified_s = classified_seen - _fetched_at(classified, ("article", "fetched"))
+        alert, alert_seen = await _first_record_seen(bootstrap, f"{prefix}.alerts.v1", deadline)
+        alert_s = alert_seen - _fetched_at(alert, ("fetched",))
+    except TimeoutError:
+        tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-30:]
+        print("no alert; newsmon run's last lines:", *tail, sep="\n", file=sys.stderr)
     finally:
         asked = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
         try:
             code = await asyncio.wait_for(proc.wait(), timeout=60)
         except TimeoutError:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from newsmon import __version__
@@ -14,6 +15,7 @@ from newsmon.shared.broker import LocalKafka, broker_ready
 from newsmon.shared.errors import KafkaAccessError
 from newsmon.shared.kafka import ensure_topics, security_kwargs
 from newsmon.shared.lifecycle import install_stop_signals, run_until_stopped, sleep_or_stop
+from newsmon.shared.logging import count_kafka_connect_failures
 from newsmon.shared.metrics import Metrics, serve_ops
 from newsmon.shared.services import SERVICE_NAMES, ServiceMain, service
 from newsmon.shared.settings import Settings
@@ -92,6 +94,7 @@ async def serve(
     if on_ops_started is not None:
         on_ops_started(ops.port)
     probe = asyncio.create_task(_probe_broker(settings, metrics, stop), name="broker-probe")
+    stop_counting = count_kafka_connect_failures(metrics.kafka_connect_failures.inc)
     try:
         try:
             await _wait_for_broker(settings, stop)
@@ -108,6 +111,7 @@ async def serve(
         log.info("running %s (Ctrl-C or SIGTERM stops)", ", ".join(names))
         return await run_until_stopped(services, stop, settings.shutdown_timeout_s)
     finally:
+        stop_counting()
         probe.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await probe
@@ -124,15 +128,34 @@ def _consumer_services(names: Sequence[str]) -> list[str]:
 
 
 async def _probe_broker(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None:
-    """Keep /readyz and `newsmon_broker_reachable` current: a metadata request every few s."""
+    """Keep /readyz and `newsmon_broker_reachable` current: a metadata request every few s.
+    Says once when the broker became unreachable and once when it answers again (the client
+    library's own lines about it are summarised, see shared/logging.py)."""
     bootstrap = local_bootstrap(settings)
     security = security_kwargs(settings)
+    seen_up = False  # before that, _wait_for_broker speaks for a broker that is not up yet
+    down_since: tuple[float, datetime] | None = None
     while not stop.is_set():
         try:
             reachable = await broker_ready(bootstrap, timeout_s=3.0, security=security)
         except KafkaAccessError:
             reachable = False  # said once by _wait_for_broker (start-up) or by the clients
         metrics.set_broker_reachable(reachable)
+        if reachable and down_since is not None:
+            log.info(
+                "Kafka at %s is reachable again after %.0fs",
+                bootstrap,
+                time.monotonic() - down_since[0],
+            )
+            down_since = None
+        elif not reachable and seen_up and down_since is None:
+            down_since = (time.monotonic(), datetime.now(UTC))
+            log.warning(
+                "Kafka at %s is unreachable (since %s); the services retry by themselves",
+                bootstrap,
+                down_since[1].isoformat(timespec="seconds"),
+            )
+        seen_up = seen_up or reachable
         await sleep_or_stop(stop, 5.0)
 
 

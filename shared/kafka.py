@@ -169,6 +169,10 @@ async def ensure_topics(settings: Settings, topics: Sequence[str] | None = None)
         await admin.close()
 
 
+# How often wait_for_leaders tries again to create topics that stay missing.
+_CREATE_RETRY_S = 5.0
+
+
 def _leaderless(producer: AIOKafkaProducer, topics: Iterable[str]) -> tuple[list[str], list[str]]:
     """(missing, leaderless): topics absent from the producer's metadata, and topics with a
     partition that has no leader yet (a topic created a moment ago)."""
@@ -203,13 +207,14 @@ async def wait_for_leaders(
     next transaction failed on their spent sequence numbers. Tracking all of them up front
     keeps every refresh complete.
 
-    `create_missing` is called (once per missing set) for topics the cluster does not have:
-    deleted while we ran, or never created.
+    `create_missing` is called for topics the cluster does not have (deleted while we ran,
+    or never created), again every few seconds while they stay missing (a topic being deleted
+    still exists for the admin API for a moment, so a first attempt may be a no-op).
     """
     wanted = list(dict.fromkeys(topics))
     producer.client.set_topics(wanted)
     started, warned = time.monotonic(), False
-    created: set[str] = set()
+    created_at = -_CREATE_RETRY_S
     while not stop.is_set():
         refreshed = asyncio.ensure_future(producer.client.force_metadata_update())
         stopping = asyncio.ensure_future(stop.wait())
@@ -227,13 +232,14 @@ async def wait_for_leaders(
                     extra={"service": service, "topics": wanted},
                 )
             return True
-        if missing and create_missing is not None and not set(missing) <= created:
+        now = time.monotonic()
+        if missing and create_missing is not None and now - created_at >= _CREATE_RETRY_S:
             log.warning(
                 "output topics missing from the cluster; creating them: %s",
                 ", ".join(missing),
                 extra={"service": service, "topics": missing},
             )
-            created |= set(missing)
+            created_at = now
             try:
                 await create_missing(missing)
             except KafkaError as exc:

@@ -6,16 +6,30 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Literal, TypeVar
 
 from .errors import ConfigError
 
-__all__ = ["install_stop_signals", "run_main", "run_until_stopped", "sleep_or_stop"]
+__all__ = [
+    "Abandoned",
+    "close_within",
+    "finish_or_abandon",
+    "install_stop_signals",
+    "run_main",
+    "run_until_stopped",
+    "sleep_or_stop",
+]
 
 log = logging.getLogger("newsmon")
 
 T = TypeVar("T")
+
+# Shares of NEWSMON_SHUTDOWN_TIMEOUT_S for a consume loop's shutdown: the step in progress
+# (a publish, a Slack post) first, then each Kafka client's close. What is left is headroom
+# before the runner cancels the service.
+IN_FLIGHT_SHARE = 0.5
+CLOSE_SHARE = 0.2
 
 
 def run_main(main: Coroutine[Any, Any, T], event_loop: Literal["asyncio", "uvloop"]) -> T:
@@ -34,6 +48,44 @@ async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     """Wait `seconds`, or less if `stop` is set meanwhile (a pause SIGTERM can cut short)."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+class Abandoned(Exception):  # noqa: N818 - an outcome, not a fault
+    """Work given up because a stop was asked for and its grace ran out."""
+
+
+async def finish_or_abandon(work: Coroutine[Any, Any, T], stop: asyncio.Event, grace_s: float) -> T:
+    """Await `work`; once `stop` is set, give it `grace_s` more, then cancel it and raise
+    Abandoned. A step that waits on an absent broker or a hung HTTP peer (request timeouts of
+    30 s) so never holds a SIGTERM past the shutdown budget; what it did not finish is not
+    committed, so it is done again after the restart."""
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            await asyncio.wait([task], timeout=grace_s)
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            raise Abandoned
+        return task.result()
+    finally:
+        stopping.cancel()
+        if not task.done():  # we were cancelled ourselves
+            task.cancel()
+
+
+async def close_within(closing: Awaitable[Any], seconds: float, what: str) -> None:
+    """Close a client within `seconds` (a producer's flush to a gone broker would otherwise
+    wait out its request timeout), with one line when it did not."""
+    try:
+        await asyncio.wait_for(closing, seconds)
+    except TimeoutError:
+        log.warning("stopping: %s did not close within %.1fs; abandoned it", what, seconds)
+    except Exception as exc:
+        log.warning("stopping: %s did not close cleanly: %s", what, exc)
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:

@@ -9,10 +9,19 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-__all__ = ["JsonFormatter", "TextFormatter", "configure_logging"]
+__all__ = [
+    "JsonFormatter",
+    "RepeatLimiter",
+    "TextFormatter",
+    "configure_logging",
+    "count_kafka_connect_failures",
+]
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
@@ -53,6 +62,10 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
     use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
+    # A client library that logs every retry of an unreachable broker (aiokafka: one ERROR per
+    # attempt and node, thousands a minute) is summarised, not echoed: our own services log
+    # the state change once (broker unreachable since / reachable again after).
+    handler.addFilter(RepeatLimiter(loggers=("aiokafka",)))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -67,3 +80,67 @@ def _transient_coordinator(record: logging.LogRecord) -> bool:
     """aiokafka logs "coordinator not available" at ERROR while a new group's coordinator is
     elected (the first seconds of every fresh broker); it retries by itself, so drop it."""
     return "GroupCoordinatorNotAvailable" not in record.getMessage()
+
+
+class RepeatLimiter(logging.Filter):
+    """Lets through at most `burst` records per `window_s` of each message template of the
+    given loggers; the first record after a window in which some were held back carries
+    `suppressed_similar` (how many), so a summary survives, not the flood."""
+
+    def __init__(
+        self,
+        *,
+        loggers: tuple[str, ...],
+        window_s: float = 60.0,
+        burst: int = 3,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._prefixes = loggers
+        self._window_s = window_s
+        self._burst = burst
+        self._clock = clock
+        self._lock = threading.Lock()
+        # (logger, template) -> [window start, records let through, records held back]
+        self._windows: dict[tuple[str, str], list[float]] = {}
+
+    def _limited(self, name: str) -> bool:
+        return any(name == p or name.startswith(p + ".") for p in self._prefixes)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._limited(record.name):
+            return True
+        key = (record.name, str(record.msg))
+        now = self._clock()
+        with self._lock:
+            window = self._windows.get(key)
+            if window is None or now - window[0] >= self._window_s:
+                held = int(window[2]) if window is not None else 0
+                self._windows[key] = [now, 1, 0]
+                if held:
+                    record.suppressed_similar = held
+                return True
+            if window[1] < self._burst:
+                window[1] += 1
+                return True
+            window[2] += 1
+            return False
+
+
+# aiokafka's messages for a failed connection attempt (aiokafka/client.py, 0.14): the bootstrap
+# and the per-node reconnect.
+_CONNECT_FAILURES = ('Unable connect to "%s:%s": %s', "Unable connect to node with id %s: %s")
+
+
+def count_kafka_connect_failures(count: Callable[[], None]) -> Callable[[], None]:
+    """Call `count` for every failed Kafka connection attempt aiokafka makes (it reconnects by
+    itself and says so only in its log). Returns the function that stops counting."""
+
+    def counting(record: logging.LogRecord) -> bool:
+        if record.msg in _CONNECT_FAILURES:
+            count()
+        return True
+
+    client_log = logging.getLogger("aiokafka")  # the logger of aiokafka/client.py
+    client_log.addFilter(counting)
+    return lambda: client_log.removeFilter(counting)

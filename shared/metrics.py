@@ -160,6 +160,12 @@ class Metrics:
             "1 when the last metadata request to the Kafka bootstrap servers answered, else 0",
             registry=r,
         )
+        self.kafka_connect_failures = Counter(
+            "newsmon_kafka_connect_failures_total",
+            "Failed connection attempts of the Kafka clients (each a reconnect attempt while a "
+            "broker is away; the clients retry by themselves)",
+            registry=r,
+        )
 
         # Every stage: what came in, what went out, what failed (and was counted, never lost).
         self.items_in = Counter(

@@ -17,9 +17,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import (
@@ -46,6 +46,13 @@ from .kafka import (
     max_message_bytes,
     wait_for_leaders,
 )
+from .lifecycle import (
+    CLOSE_SHARE,
+    IN_FLIGHT_SHARE,
+    Abandoned,
+    close_within,
+    finish_or_abandon,
+)
 from .metrics import Metrics
 from .settings import Settings
 
@@ -58,6 +65,8 @@ _PRODUCER_STATE_ERRORS = (OutOfOrderSequenceNumber, UnknownProducerId, ProducerF
 __all__ = ["BatchState", "Output", "OutputTooLargeError", "Processor", "Transform", "observe_lag"]
 
 log = logging.getLogger("newsmon.pipeline")
+
+T = TypeVar("T")
 
 # aiokafka ships no type information, so records are typed loosely here.
 Record = Any
@@ -207,6 +216,7 @@ class Processor:
         self.outputs = tuple(dict.fromkeys([*outputs, settings.topics.dlq]))
         self._create_topics = create_topics or self._create_plain_topics
         self._check_topics_at = 0.0
+        self.topic_check_interval_s = _TOPIC_CHECK_INTERVAL_S
         # Largest record each output topic takes (max.message.bytes): read at start and after
         # a failed publish (an operator may have changed it).
         self._max_bytes: dict[str, int] = {}
@@ -259,7 +269,7 @@ class Processor:
             create_missing=self._create_topics,
             service=self.service,
         )
-        self._check_topics_at = time.monotonic() + _TOPIC_CHECK_INTERVAL_S
+        self._check_topics_at = time.monotonic() + self.topic_check_interval_s
         if self._max_bytes_stale and not self.stop.is_set():
             try:
                 self._max_bytes = await max_message_bytes(self.settings, self.outputs)
@@ -309,11 +319,12 @@ class Processor:
 
     async def run(self) -> None:
         consumer = self._make_consumer()
+        budget = self.settings.shutdown_timeout_s
         try:
             if self._lease is None:
-                await self._start_producer()
+                await self._unless_stopped(self._start_producer())
                 if self.state is not None:
-                    await self.state.load()
+                    await self._unless_stopped(self.state.load())
             await consumer.start()
             try:
                 if self._on_ready:
@@ -330,16 +341,32 @@ class Processor:
                 await self._loop(consumer)
             finally:
                 self.metrics.consumer_stopped(self.service, self.group_id)
-                await consumer.stop()
+                await close_within(consumer.stop(), CLOSE_SHARE * budget, "the Kafka consumer")
+        except Abandoned:
+            log.warning(
+                "stopping: gave up the step in progress after %.1fs (it is redone after the "
+                "restart: nothing of it was committed)",
+                IN_FLIGHT_SHARE * budget,
+                extra={"service": self.service},
+            )
         finally:
             if self._producer is not None:
-                await self._producer.stop()
+                await close_within(
+                    self._producer.stop(), CLOSE_SHARE * budget, "the Kafka producer"
+                )
+
+    async def _unless_stopped(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run a step that may wait on the broker; after a SIGTERM it gets part of the shutdown
+        budget, then it is abandoned (raises Abandoned)."""
+        return await finish_or_abandon(
+            work, self.stop, IN_FLIGHT_SHARE * self.settings.shutdown_timeout_s
+        )
 
     async def _loop(self, consumer: AIOKafkaConsumer) -> None:
         while not self.stop.is_set():
             if self._lease is not None and not await self._hold_active(consumer):
                 continue
-            if self._producer_broken and not await self._renew_producer():
+            if self._producer_broken and not await self._unless_stopped(self._renew_producer()):
                 continue
             assert self._producer is not None
             producer = self._producer
@@ -448,7 +475,7 @@ class Processor:
         try:
             if not _usable(producer):
                 raise KafkaError("the Kafka producer stopped working (its sender ended)")
-            await self._publish(consumer, producer, records, results)
+            await self._unless_stopped(self._publish(consumer, producer, records, results))
             if self.state is not None:
                 self.state.committed()
             self._retry.reset()

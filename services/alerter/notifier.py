@@ -37,7 +37,14 @@ from newsmon.shared.kafka import (
     make_producer,
     wait_for_leaders,
 )
-from newsmon.shared.lifecycle import sleep_or_stop
+from newsmon.shared.lifecycle import (
+    CLOSE_SHARE,
+    IN_FLIGHT_SHARE,
+    Abandoned,
+    close_within,
+    finish_or_abandon,
+    sleep_or_stop,
+)
 from newsmon.shared.messages import Alert, MessageDecodeError, decode, utc_now
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.pipeline import Record, observe_lag
@@ -129,7 +136,13 @@ class Notifier:
                         break  # revoked by a rebalance meanwhile: its new owner reads these
                     self.metrics.items_in.labels(SERVICE, topic).inc()
                     try:
-                        handled = await self.handle(tp, record)
+                        # A post or a marker in progress when SIGTERM came gets part of the
+                        # shutdown budget; abandoned after that (Abandoned ends the loop).
+                        handled = await finish_or_abandon(
+                            self.handle(tp, record),
+                            self.stop,
+                            IN_FLIGHT_SHARE * self.settings.shutdown_timeout_s,
+                        )
                     except KafkaError as exc:  # broker away, or a rebalance refused the commit
                         await self._kafka_failed(tp, record, exc)
                         handled = False
@@ -394,7 +407,8 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
             notifier = Notifier(
                 settings, metrics, sender, webhook, consumer, producer, stop, by_category
             )
-            await notifier.load_delivered()
+            budget = settings.shutdown_timeout_s
+            await finish_or_abandon(notifier.load_delivered(), stop, IN_FLIGHT_SHARE * budget)
             listener.notifier = notifier
             await consumer.start()
             try:
@@ -405,6 +419,13 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
                 await notifier.loop()
             finally:
                 metrics.consumer_stopped(SERVICE, group)
-                await consumer.stop()
+                await close_within(consumer.stop(), CLOSE_SHARE * budget, "the Kafka consumer")
+        except Abandoned:
+            log.warning(
+                "stopping: gave up the alert in progress (not committed: it is handled again "
+                "after the restart; a post Slack had already received is posted again)"
+            )
         finally:
-            await producer.stop()
+            await close_within(
+                producer.stop(), CLOSE_SHARE * settings.shutdown_timeout_s, "the Kafka producer"
+            )

@@ -4,7 +4,7 @@ import io
 import json
 import logging
 
-from newsmon.shared.logging import configure_logging
+from newsmon.shared.logging import RepeatLimiter, configure_logging, count_kafka_connect_failures
 
 
 def test_json_logs_are_one_event_per_line_with_context() -> None:
@@ -26,3 +26,37 @@ def test_text_logs_for_people() -> None:
     assert "WARNING" in line
     assert "feed down" in line
     assert "feed=nie" in line
+
+
+def _record(name: str, msg: str, *args: object) -> logging.LogRecord:
+    return logging.LogRecord(name, logging.ERROR, __file__, 1, msg, args, None)
+
+
+def test_repeat_limiter_summarises_a_flood_of_one_message() -> None:
+    now = [0.0]
+    limiter = RepeatLimiter(loggers=("aiokafka",), window_s=60.0, burst=3, clock=lambda: now[0])
+    flood = [
+        _record("aiokafka.client", "Unable connect to node with id %s: %s", 1, i) for i in range(10)
+    ]
+    assert [limiter.filter(r) for r in flood] == [True] * 3 + [False] * 7
+    other = _record("aiokafka.client", "Unable to update metadata from %s", [1])
+    assert limiter.filter(other), "another message has its own budget"
+    assert limiter.filter(_record("newsmon.pipeline", "ours, never limited"))
+    now[0] = 61.0
+    summary = _record("aiokafka.client", "Unable connect to node with id %s: %s", 1, "x")
+    assert limiter.filter(summary)
+    assert summary.suppressed_similar == 7  # type: ignore[attr-defined]
+
+
+def test_failed_kafka_connection_attempts_are_counted() -> None:
+    counted: list[int] = []
+    stop_counting = count_kafka_connect_failures(lambda: counted.append(1))
+    try:
+        client_log = logging.getLogger("aiokafka")
+        client_log.error("Unable connect to node with id %s: %s", 1, "refused")
+        client_log.error('Unable connect to "%s:%s": %s', "127.0.0.1", 1, "refused")
+        client_log.error("Unable to update metadata from %s", [1])
+    finally:
+        stop_counting()
+    client_log.error("Unable connect to node with id %s: %s", 1, "after stop")
+    assert counted == [1, 1]
