@@ -446,7 +446,7 @@ def cmd_routes_check(args: argparse.Namespace) -> int:
 
 
 def cmd_slack_preview(args: argparse.Namespace) -> int:
-    from newsmon.alerter.slack import preview_command
+    from newsmon.notifier.slack import preview_command
 
     return preview_command(args.file, sys.stdout, sys.stderr)
 

@@ -510,7 +510,7 @@ async def _check_lag(settings: Settings, admin: Any) -> list[Check]:
 
 
 def _check_slack(settings: Settings) -> list[Check]:
-    from newsmon.alerter.slack import WebhookUrl
+    from newsmon.notifier.slack import WebhookUrl
 
     hooks = {"default": settings.slack_webhook_url} | {
         f"category {k}": v for k, v in settings.slack_category_webhooks.items()
@@ -542,7 +542,7 @@ def _check_slack(settings: Settings) -> list[Check]:
 
 async def _send_test(settings: Settings) -> Check:
     import httpx
-    from newsmon.alerter.slack import (
+    from newsmon.notifier.slack import (
         RetryPolicy,
         SlackPermanentError,
         SlackRetriableError,

@@ -75,7 +75,7 @@ SERVICES: Final[tuple[Service, ...]] = (
     ),
     Service(
         "notifier",
-        "newsmon.alerter.notifier:run",
+        "newsmon.notifier.app:run",
         9404,
         ("alerts",),
         "post alerts to the Slack webhook NEWSMON_SLACK_WEBHOOK_URL",

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from newsmon.alerter import notifier
+from newsmon.notifier import app as notifier
 from newsmon.runner import serve
 from newsmon.shared.kafka import ensure_topics
 from newsmon.shared.metrics import Metrics

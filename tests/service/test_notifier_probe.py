@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import TopicPartition
-from newsmon.alerter.notifier import SLACK_PROBE_MAX_S, Notifier
-from newsmon.alerter.slack import RetryPolicy, SlackSender, WebhookRateLimiter, WebhookUrl
+from newsmon.notifier.app import SLACK_PROBE_MAX_S, Notifier
+from newsmon.notifier.slack import RetryPolicy, SlackSender, WebhookRateLimiter, WebhookUrl
 from newsmon.shared import backoff as backoff_module
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings

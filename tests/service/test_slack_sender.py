@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from newsmon.alerter.slack import (
+from newsmon.notifier.slack import (
     Outcome,
     RetryPolicy,
     SlackPermanentError,

@@ -6,7 +6,7 @@ import json
 
 from newsmon.alerter.alerts import alert_from
 from newsmon.alerter.grouping import StoryBook
-from newsmon.alerter.slack import WebhookUrl, build_update_payload, webhooks_for
+from newsmon.notifier.slack import WebhookUrl, build_update_payload, webhooks_for
 
 from tests.support.slack_stub import sample_alert
 from tests.unit.test_grouping import item

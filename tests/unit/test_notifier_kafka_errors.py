@@ -14,8 +14,8 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaTimeoutError
 from newsmon.alerter.alerts import alert_from
-from newsmon.alerter.notifier import Notifier
-from newsmon.alerter.slack import RetryPolicy, SlackSender, WebhookRateLimiter, WebhookUrl
+from newsmon.notifier.app import Notifier
+from newsmon.notifier.slack import RetryPolicy, SlackSender, WebhookRateLimiter, WebhookUrl
 from newsmon.shared.messages import encode
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings

@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from newsmon.alerter.slack import build_payload, payload_json
+from newsmon.notifier.slack import build_payload, payload_json
 from newsmon.shared.messages import Alert, AlertSource, Evidence
 
 from tests.support.slack_stub import sample_alert

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from newsmon.alerter.slack import (
+from newsmon.notifier.slack import (
     SECTION_TEXT_MAX,
     build_payload,
     escape_mrkdwn,

@@ -6,7 +6,7 @@ import io
 import json
 from pathlib import Path
 
-from newsmon.alerter.slack import build_payload, payload_json, preview_command
+from newsmon.notifier.slack import build_payload, payload_json, preview_command
 from newsmon.shared.messages import encode
 
 from tests.support.slack_stub import sample_alert

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import httpx
-from newsmon.alerter.slack import _retry_after
+from newsmon.notifier.slack import _retry_after
 
 
 def _response(value: str) -> httpx.Response:

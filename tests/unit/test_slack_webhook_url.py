@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from newsmon.alerter.slack import SlackPermanentError, SlackRetriableError, WebhookUrl
+from newsmon.notifier.slack import SlackPermanentError, SlackRetriableError, WebhookUrl
 
 SECRET = "https://hooks.slack.com/services/T0123ABCD/B0456EFGH/abcdefSECRETtoken123"
 

@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
+from newsmon.alerter.statestore import ensure_state_topic, read_state_topic
 from newsmon.shared.backoff import Backoff
 from newsmon.shared.kafka import (
     dlq_headers,
@@ -62,7 +63,6 @@ from .slack import (
     build_update_payload,
     webhooks_for,
 )
-from .statestore import ensure_state_topic, read_state_topic
 
 __all__ = ["Notifier", "notifier_state_topic", "run"]
 

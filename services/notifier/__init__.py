@@ -1,0 +1,1 @@
+"""newsmon notifier service: alerts to Slack."""
