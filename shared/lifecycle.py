@@ -45,9 +45,16 @@ def run_main(main: Coroutine[Any, Any, T], event_loop: Literal["asyncio", "uvloo
 
 
 async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    """Wait `seconds`, or less if `stop` is set meanwhile (a pause SIGTERM can cut short)."""
+    """Wait `seconds`, or less if `stop` is set meanwhile (a pause SIGTERM can cut short).
+
+    asyncio.timeout, not asyncio.wait_for: on Python 3.11 wait_for returns normally when the
+    task is cancelled in the same loop turn as the stop event is set, and the cancellation is
+    lost (CPython gh-86296, fixed in 3.12 by rewriting wait_for on top of asyncio.timeout)."""
+    if stop.is_set():
+        return
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
+        async with asyncio.timeout(seconds):
+            await stop.wait()
 
 
 class Abandoned(Exception):  # noqa: N818 - an outcome, not a fault
@@ -81,7 +88,8 @@ async def close_within(closing: Awaitable[Any], seconds: float, what: str) -> No
     """Close a client within `seconds` (a producer's flush to a gone broker would otherwise
     wait out its request timeout), with one line when it did not."""
     try:
-        await asyncio.wait_for(closing, seconds)
+        async with asyncio.timeout(seconds):  # not wait_for: see sleep_or_stop
+            await closing
     except TimeoutError:
         log.warning("stopping: %s did not close within %.1fs; abandoned it", what, seconds)
     except Exception as exc:
