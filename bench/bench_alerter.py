@@ -27,7 +27,7 @@ from newsmon.alerter.grouping import (
     fingerprint,
     fingerprint_v1,
     jaccard_estimate,
-    normalise,
+    normalize,
     shingles,
 )
 from newsmon.shared.broker import LocalKafka, free_port
@@ -149,7 +149,7 @@ def _datasketch() -> Callable[[str, str], object] | None:
 
     def signature(title: str, summary: str) -> object:
         m = MinHash(num_perm=128, permutations=permutations, hashfunc=zlib.crc32, scheme="affine32")
-        m.update_batch([s.encode() for s in shingles(normalise(title, summary))])
+        m.update_batch([s.encode() for s in shingles(normalize(title, summary))])
         return m.hashvalues
 
     return signature

@@ -339,7 +339,7 @@ def run(seconds: float = 12.0) -> str:
             "are off.",
             "Baseline: a plain sequential loop in one process, httpx.Client GET with "
             "If-None-Match, `feedparser.parse` with its defaults, a set of entry ids (no SSRF "
-            "guard, caps, normalisation, schedule or metrics).",
+            "guard, caps, normalization, schedule or metrics).",
             "",
             "| responses | newsmon polls/min | baseline polls/min | ratio | target "
             "| fetcher-process CPU ms/poll | loop lag p50 / p99 / max ms |",
@@ -355,7 +355,7 @@ def run(seconds: float = 12.0) -> str:
             "",
             f"Where the time of a 200 goes: `parse_feed` takes {ours_ms:.1f} ms of one core per "
             f"body (plain `feedparser.parse` {plain_ms:.1f} ms; parse_feed turns HTML "
-            "sanitising off but adds normalisation, language detection and Article validation). "
+            "sanitising off but adds normalization, language detection and Article validation). "
             "In a thread that CPU time holds the GIL: the fetcher process is capped at one core "
             "and the event loop wakes tens of ms late." + _pool_note(changing_pool),
             "",

@@ -15,7 +15,7 @@ Scenarios (all against bench/support_feedserver.py on 127.0.0.1 … 127.0.0.<hos
   `--interval` s) for `--seconds`, then Prometheus scrapes /metrics once from the ops server
   of this process. Peak RSS is VmHWM of this process.
 * `baseline` — a plain sequential loop: httpx.Client GET with If-None-Match, feedparser.parse,
-  a set of entry ids; no guard, no caps, no normalisation.
+  a set of entry ids; no guard, no caps, no normalization.
 
 Every scenario reports event-loop lag where there is a loop: a ticker task measures how late
 `asyncio.sleep(0.01)` wakes.
@@ -43,7 +43,7 @@ import httpx
 from newsmon.fetcher.app import Fetcher
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.http import make_client
-from newsmon.fetcher.parsing import FeedParser, parse_workers
+from newsmon.fetcher.parse_workers import FeedParser, parse_workers
 from newsmon.fetcher.ssrf import AllowList
 from newsmon.fetcher.state import FeedState, KafkaSink, SeenIds, ensure_state_topic, url_key
 from newsmon.shared.kafka import ensure_topics, make_producer

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from newsmon.shared.clock import Clock
+
 __all__ = [
     "JsonFormatter",
     "RepeatLimiter",
@@ -93,7 +95,7 @@ class RepeatLimiter(logging.Filter):
         loggers: tuple[str, ...],
         window_s: float = 60.0,
         burst: int = 3,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,
     ) -> None:
         super().__init__()
         self._prefixes = loggers

@@ -55,7 +55,7 @@ class _Message(BaseModel):
 
 
 class Article(_Message):
-    """A news item as fetched and normalised (topic newsmon.articles.v1, key = id)."""
+    """A news item as fetched and normalized (topic newsmon.articles.v1, key = id)."""
 
     schema_: Literal["newsmon.article.v1"] = Field("newsmon.article.v1", alias="schema")
     id: str = Field(

@@ -1,7 +1,7 @@
 """Story grouping: near-duplicate articles (one story reprinted by several outlets) share a story.
 
 Pure code, no I/O. An article's *fingerprint* is a MinHash signature of the word shingles of its
-normalised title and lede; two articles whose estimated Jaccard similarity reaches the
+normalized title and lede; two articles whose estimated Jaccard similarity reaches the
 threshold, fetched within the window of the story's first copy, belong to the same story.
 
 MinHash (Broder, "On the resemblance and containment of documents", 1997): for random hash
@@ -61,7 +61,7 @@ __all__ = [
     "fingerprint",
     "fingerprint_v1",
     "jaccard_estimate",
-    "normalise",
+    "normalize",
     "shingles",
     "story_from_json",
     "story_to_json",
@@ -111,7 +111,7 @@ def _combining_marks() -> re.Pattern[str]:
     return re.compile("[" + "".join(f"{chr(a)}-{chr(b)}" for a, b in ranges) + "]")
 
 
-def normalise(title: str, summary: str) -> list[str]:
+def normalize(title: str, summary: str) -> list[str]:
     """Words of the title and the lede: NFKC, case-folded, accents and punctuation dropped."""
     title = _DECORATION.sub("", title.casefold())
     text = f"{title} {summary.casefold()}"
@@ -142,7 +142,7 @@ def _shingle_hashes(words: Sequence[str]) -> np.ndarray:
 
 def fingerprint(title: str, summary: str) -> tuple[int, ...]:
     """The MinHash signature (NUM_PERM 32-bit values, version 2) of a title and lede."""
-    words = normalise(title, summary)
+    words = normalize(title, summary)
     if not words:
         return _EMPTY
     values = _A * _shingle_hashes(words)  # NUM_PERM x shingles, arithmetic mod 2^64
@@ -157,7 +157,7 @@ def _hash32(text: str) -> int:
 
 def fingerprint_v1(title: str, summary: str) -> tuple[int, ...]:
     """The legacy (version 1) signature, for stories stored before version 2."""
-    hashes = [_hash32(s) for s in shingles(normalise(title, summary))]
+    hashes = [_hash32(s) for s in shingles(normalize(title, summary))]
     if not hashes:
         return _EMPTY
     return tuple(min((a * h + b) % _PRIME for h in hashes) & _MASK32 for a, b in _PERMS_V1)

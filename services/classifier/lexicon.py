@@ -203,7 +203,7 @@ def _parse_term(raw: object, where: str) -> tuple[str, bool, bool, bool, bool]:
         raise LexiconError(f"{where}: {raw!r}: an edge cannot be both open (*) and strict (^/$)")
     folded = fold_term(core)
     if not folded:
-        raise LexiconError(f"{where}: {raw!r} is empty after normalisation")
+        raise LexiconError(f"{where}: {raw!r} is empty after normalization")
     return folded, open_left, open_right, strict_left, strict_right
 
 

@@ -1,4 +1,4 @@
-"""Text normalisation and sentence splitting that keep offsets into the original text.
+"""Text normalization and sentence splitting that keep offsets into the original text.
 
 Matching runs on a folded copy of the text (NFKC, case folding, a few one-to-one character
 folds); evidence must point into the text as published, so every folded string comes with a

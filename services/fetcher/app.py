@@ -8,7 +8,7 @@ are slow the next fetches wait instead of piling up. Waiting polls are served ol
 first, so overload stretches every feed's interval evenly; `Saturation` says so once in the
 log and in newsmon_fetcher_saturated. Parsing runs off the loop (tens of ms per feed: it
 would block every other feed), in a thread or in NEWSMON_FETCH_PARSE_WORKERS processes
-(parsing.py).
+(parse_workers.py).
 
 One refresh, start to end, is `Fetcher.poll_once` (in the manner of miniflux's
 internal/reader/handler/handler.go): fetch with validators → 304 / unchanged body / parse →
@@ -28,7 +28,7 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Protocol
@@ -37,6 +37,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from newsmon.shared.backoff import Backoff
+from newsmon.shared.clock import Clock
 from newsmon.shared.kafka import ensure_topics, make_producer, wait_for_leaders
 from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
@@ -49,7 +50,7 @@ from .http import FetchError, FetchResult, HostLimiter, Validators, fetch, make_
 from .items import Memo
 from .load import DueSlots, Saturation
 from .parse import FeedParseError, ParsedFeed
-from .parsing import FeedParser, parse_workers
+from .parse_workers import FeedParser, parse_workers
 from .schedule import Bounds, adaptive_interval, next_delay
 from .ssrf import AllowList
 from .state import (
@@ -68,8 +69,6 @@ from .websub import WebSub
 __all__ = ["Fetcher", "Sink", "bounds_for", "run"]
 
 log = logging.getLogger("newsmon.fetcher")
-
-Clock = Callable[[], float]
 
 # Articles a feed carried after another feed had published them, remembered per feed in its
 # state (FeedState.extra["also_seen"]: canonical URL -> the feed that published it).

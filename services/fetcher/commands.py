@@ -464,7 +464,7 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:  # type: ig
     fetch_p = subparsers.add_parser(
         "fetch",
         help="fetch/parse feeds (URLs or files) and print Article JSON lines, without Kafka",
-        description="Fetch each URL (or read each file), parse it and print the normalised "
+        description="Fetch each URL (or read each file), parse it and print the normalized "
         "Article messages as JSON lines on stdout. One stderr line per failing input; exit "
         "code 0 when every input parsed, 1 otherwise. The SSRF guard applies "
         "(NEWSMON_FETCH_ALLOW_HOSTS).",

@@ -1,4 +1,4 @@
-"""Pure normalisation of feed items: URLs, ids, plain text, dates and language.
+"""Pure normalization of feed items: URLs, ids, plain text, dates and language.
 
 Every function here takes values and returns values: no I/O, no clock (the fetch time is
 passed in), no global state, so each is tested on its own and is safe to run in worker threads.
@@ -236,7 +236,7 @@ def raw_get(entry: Mapping[str, Any], key: str) -> Any:
 def _from_struct(value: Any) -> datetime | None:
     if not isinstance(value, time.struct_time):
         return None
-    try:  # feedparser normalises *_parsed to UTC
+    try:  # feedparser normalizes *_parsed to UTC
         return datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
     except (OverflowError, ValueError, OSError):
         return None

@@ -54,6 +54,7 @@ from typing import Any, Final
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
+from newsmon.shared.clock import Clock
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
 
@@ -288,7 +289,7 @@ class WebSub:
         states: Mapping[str, FeedState],
         publish: Publish,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
     ) -> None:
         if not settings.websub_callback_url:
             raise ValueError("WebSub needs NEWSMON_WEBSUB_CALLBACK_URL")

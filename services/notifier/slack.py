@@ -26,6 +26,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 from newsmon.shared.backoff import exponential_delay
+from newsmon.shared.clock import Clock
 from newsmon.shared.errors import PermanentError, RetriableError
 from newsmon.shared.http_headers import parse_retry_after
 from newsmon.shared.messages import Alert, MessageDecodeError, decode
@@ -373,7 +374,6 @@ Outcome = Literal["ok", "retry_5xx", "retry_429", "retry_network", "permanent", 
 """Per HTTP attempt: ok, retry_5xx, retry_429, retry_network or permanent; then `gave_up`
 once per send that ran out of attempts or time (after that send's last retry_* outcome)."""
 AttemptHook = Callable[[Outcome], None]
-Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 Jitter = Callable[[float, float], float]
 

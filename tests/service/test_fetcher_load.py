@@ -21,7 +21,7 @@ from newsmon.fetcher.app import Fetcher
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.http import make_client
 from newsmon.fetcher.parse import ParsedFeed
-from newsmon.fetcher.parsing import FeedParser
+from newsmon.fetcher.parse_workers import FeedParser
 from newsmon.fetcher.ssrf import AllowList
 from newsmon.fetcher.state import FeedState, KafkaSink, PublishError, SeenIds, ensure_state_topic
 from newsmon.shared.broker import LocalKafka

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 from newsmon.fetcher.load import DueSlots, Saturation
-from newsmon.fetcher.parsing import parse_workers
+from newsmon.fetcher.parse_workers import parse_workers
 
 
 async def test_slots_bound_the_holders_and_serve_the_oldest_due_first() -> None:

@@ -1,4 +1,4 @@
-"""Pure normalisation: canonical URLs, ids, HTML to text, dates, language."""
+"""Pure normalization: canonical URLs, ids, HTML to text, dates, language."""
 
 from __future__ import annotations
 

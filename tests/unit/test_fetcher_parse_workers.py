@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from newsmon.fetcher.app import Fetcher
 from newsmon.fetcher.feeds import FeedConfig
-from newsmon.fetcher.parsing import FeedParser
+from newsmon.fetcher.parse_workers import FeedParser
 from newsmon.fetcher.state import FeedState, SeenIds
 from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics

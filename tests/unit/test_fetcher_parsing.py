@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.parse import FeedParseError
-from newsmon.fetcher.parsing import FeedParser
+from newsmon.fetcher.parse_workers import FeedParser
 
 from tests.support.feed_builder import Item, rss
 

@@ -19,7 +19,7 @@ from newsmon.alerter.grouping import (
     fingerprint,
     fingerprint_v1,
     jaccard_estimate,
-    normalise,
+    normalize,
     shingles,
     story_from_json,
     story_to_json,
@@ -74,9 +74,9 @@ def add(b: StoryBook, c: Classified):  # type: ignore[no-untyped-def]
     return a
 
 
-def test_normalise_folds_case_accents_punctuation_and_wire_decorations() -> None:
-    assert normalise("UPDATE 2- Kim's Troops", "Déjà vu!") == ["kim", "s", "troops", "deja", "vu"]
-    assert normalise("(LEAD) N. Korea", "") == ["n", "korea"]
+def test_normalize_folds_case_accents_punctuation_and_wire_decorations() -> None:
+    assert normalize("UPDATE 2- Kim's Troops", "Déjà vu!") == ["kim", "s", "troops", "deja", "vu"]
+    assert normalize("(LEAD) N. Korea", "") == ["n", "korea"]
 
 
 def test_identical_texts_have_identical_signatures() -> None:
@@ -194,7 +194,7 @@ def test_fingerprint_is_total_and_self_similar(title: str, summary: str) -> None
     sig = fingerprint(title, summary)
     assert len(sig) == NUM_PERM
     assert all(0 <= v < 2**32 for v in sig)
-    if normalise(title, summary):
+    if normalize(title, summary):
         assert jaccard_estimate(sig, sig) == 1.0
 
 
@@ -243,12 +243,12 @@ def test_unknown_signature_versions_are_refused() -> None:
 
 @given(st.text(max_size=300), st.text(max_size=300))
 def test_accent_stripping_drops_exactly_the_combining_marks(title: str, summary: str) -> None:
-    # The model: the per-character filter normalise used before its translate table.
+    # The model: the per-character filter normalize used before its translate table.
     text = f"{title.casefold()} {summary.casefold()}"
     decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text))
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     words = re.findall(r"\w+", unicodedata.normalize("NFC", stripped))
-    assert set(normalise(title, summary)) <= set(words)
+    assert set(normalize(title, summary)) <= set(words)
     if not re.match(r"\s*(\(|update|exclusive)", title.casefold()):
         title_words = len(re.findall(r"\w+", title.casefold()))
-        assert normalise(title, summary) == words[: title_words + 60]
+        assert normalize(title, summary) == words[: title_words + 60]

@@ -37,7 +37,7 @@ def test_encoded_article_names_its_schema() -> None:
     assert b'"schema":"newsmon.article.v1"' in encode(article())
 
 
-def test_times_are_normalised_to_utc() -> None:
+def test_times_are_normalized_to_utc() -> None:
     seoul = timezone(timedelta(hours=9))
     a = article(published=datetime(2024, 12, 24, 17, 30, tzinfo=seoul))
     assert a.published == datetime(2024, 12, 24, 8, 30, tzinfo=UTC)
