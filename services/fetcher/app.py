@@ -43,13 +43,14 @@ from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
 
+from .failures import Failure, FailureKind, failure_of
 from .feeds import FeedConfig, load_feeds
 from .fleet import FeedTasks, run_fleet
 from .fulltext import PageTexts, wants_full_text
-from .http import FetchError, FetchResult, HostLimiter, Validators, fetch, make_client
+from .http import FetchResult, HostLimiter, Validators, fetch, make_client
 from .items import Memo
 from .load import DueSlots, Saturation
-from .parse import FeedParseError, ParsedFeed
+from .parse import ParsedFeed
 from .parse_workers import FeedParser, parse_workers
 from .schedule import Bounds, adaptive_interval, next_delay
 from .ssrf import AllowList
@@ -160,8 +161,8 @@ class Fetcher:
         """One refresh of `feed`; returns the seconds until its next poll."""
         bounds = bounds_for(feed, self.settings)
         started, now = time.monotonic(), self.clock()
-        retry_after: float | None = None
         max_age: float | None = None
+        failure: Failure | None = None
         outcome = "ok"
         try:
             async with self._work_slot(feed, state, bounds):
@@ -171,21 +172,15 @@ class Fetcher:
                     result = await self._fetch(feed, state, self.clock())
                     max_age = result.max_age_s
                     outcome = await self._handle(feed, state, result, now, bounds)
-        except FetchError as exc:
-            if exc.status is not None:
-                self.metrics.feed_responses.labels(feed.name, _code_class(exc.status)).inc()
-            outcome = self._failed(feed, state, exc.kind, str(exc))
-            retry_after = exc.retry_after_s
-        except FeedParseError as exc:
-            outcome = self._failed(feed, state, "parse", str(exc))
-        except KafkaError as exc:
-            # Not published, so not marked seen: the next poll publishes these items again.
-            outcome = self._failed(feed, state, "kafka", f"could not publish to Kafka: {exc}")
-        except Exception as exc:
-            # A bug (in parsing, a worker, a client library) must not end this feed's task:
-            # the TaskGroup of run() would then stop every feed. Logged with its traceback.
-            log.exception("feed %s: unexpected error in a poll", feed.name)
-            outcome = self._failed(feed, state, "internal", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # every failure, sorted into its kind (failures.py)
+            # Articles whose publish failed were not marked seen: the next poll publishes them.
+            failure = failure_of(exc)
+            if failure.kind is FailureKind.INTERNAL:
+                # A bug (in parsing, a worker, a client library) must not end this feed's
+                # task: the TaskGroup of run() would then stop every feed. Logged with its
+                # traceback.
+                log.exception("feed %s: unexpected error in a poll", feed.name)
+            outcome = self._failed(feed, state, failure)
         else:
             state.error_streak = 0
             state.last_success_at = self.clock()
@@ -202,8 +197,9 @@ class Fetcher:
             else state.interval_s or bounds.min_s,
             error_streak=state.error_streak,
             bounds=bounds,
-            retry_after_s=retry_after,
+            retry_after_s=failure.retry_after_s if failure else None,
             max_age_s=max_age,
+            permanent=failure is not None and not failure.retriable,
             rng=self.rng,
         )
         state.next_poll_at = self.clock() + delay
@@ -382,20 +378,24 @@ class Fetcher:
         self._remember_items(feed, kept.memo)
         return "ok"
 
-    def _failed(self, feed: FeedConfig, state: FeedState, kind: str, reason: str) -> str:
-        """Count and log a failed poll; returns its outcome (`kind`)."""
+    def _failed(self, feed: FeedConfig, state: FeedState, failure: Failure) -> str:
+        """Count and log a failed poll; returns its outcome (the failure's kind)."""
+        kind = failure.kind
+        if failure.status is not None:
+            self.metrics.feed_responses.labels(feed.name, _code_class(failure.status)).inc()
         state.error_streak += 1
         # Kept in the state topic so `newsmon web` and `newsmon feeds health` can say why.
-        state.extra["last_error"] = f"{kind}: {reason}"[:300]
+        state.extra["last_error"] = f"{kind}: {failure.reason}"[:300]
         self.metrics.feed_fetches.labels(feed.name, kind).inc()
         self.metrics.feed_error_streak.labels(feed.name).set(state.error_streak)
         self.metrics.errors.labels("fetcher", kind).inc()
         log.warning(
-            "feed %s: %s (%s; failure %d in a row, will retry)",
+            "feed %s: %s (%s; failure %d in a row, will retry%s)",
             feed.name,
-            reason,
+            failure.reason,
             kind,
             state.error_streak,
+            "" if failure.retriable else " after the longest back-off",
             extra={"feed": feed.name, "url": feed.url, "kind": kind},
         )
         return kind

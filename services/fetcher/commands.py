@@ -25,6 +25,7 @@ from newsmon.shared.messages import Article
 from newsmon.shared.settings import Settings
 from pydantic import ValidationError
 
+from .failures import FailureKind, FetchError, failure_of
 from .feeds import (
     FeedConfig,
     FeedRecord,
@@ -37,7 +38,7 @@ from .feeds import (
     parse_feeds,
 )
 from .fleet import read_feeds, write_feeds
-from .http import FetchError, fetch, make_client
+from .http import fetch, make_client
 from .parse import FeedParseError, ParsedFeed, parse_feed
 from .ssrf import AllowList
 
@@ -61,10 +62,6 @@ def _article_line(article: Article) -> str:
     return article.model_dump_json(by_alias=True)
 
 
-class _InputError(Exception):
-    pass
-
-
 async def _fetch_one(
     target: str, settings: Settings, allow: AllowList
 ) -> tuple[ParsedFeed, dict[str, float | int | str]]:
@@ -77,7 +74,7 @@ async def _fetch_one(
         try:
             body = await asyncio.to_thread(path.read_bytes)
         except OSError as exc:
-            raise _InputError(f"cannot read file: {exc.strerror or exc}") from None
+            raise FetchError(FailureKind.FILE, f"cannot read file: {exc.strerror or exc}") from None
         url, content_type, final = (await asyncio.to_thread(path.resolve)).as_uri(), None, None
     else:
         async with make_client(
@@ -137,9 +134,8 @@ def fetch_command(
     for target in targets:
         try:
             parsed, _ = asyncio.run(_fetch_one(target, settings, allow))
-        except (_InputError, FetchError, FeedParseError) as exc:
-            kind = getattr(exc, "kind", "parse" if isinstance(exc, FeedParseError) else "input")
-            print(f"newsmon fetch: {target}: {exc} ({kind})", file=err)
+        except (FetchError, FeedParseError) as exc:
+            print(f"newsmon fetch: {target}: {exc} ({failure_of(exc).kind})", file=err)
             failed += 1
             continue
         for article in parsed.articles:
@@ -156,9 +152,8 @@ def feeds_check(url: str, out: TextIO, err: TextIO, settings: Settings | None = 
         parsed, info = asyncio.run(
             _fetch_one(url, settings, AllowList.parse(settings.fetch_allow_hosts))
         )
-    except (_InputError, FetchError, FeedParseError) as exc:
-        kind = getattr(exc, "kind", "parse" if isinstance(exc, FeedParseError) else "input")
-        print(f"newsmon feeds check: {url}: {exc} ({kind})", file=err)
+    except (FetchError, FeedParseError) as exc:
+        print(f"newsmon feeds check: {url}: {exc} ({failure_of(exc).kind})", file=err)
         return 1
     figures = "  ".join(f"{k}={v}" for k, v in info.items())
     print(f"# {parsed.title or '(untitled)'}  {figures}", file=out)

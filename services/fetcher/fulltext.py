@@ -30,7 +30,8 @@ from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
 
-from .http import FetchError, HostLimiter, fetch
+from .failures import FailureKind, FetchError
+from .http import HostLimiter, fetch
 from .normalize import truncate
 from .parse import MAX_TEXT_CHARS
 
@@ -231,7 +232,7 @@ class PageTexts:
             )
         if not is_html(result.content_type):
             raise FetchError(
-                "not_html", f"not an HTML page ({result.content_type})", retriable=False
+                FailureKind.NOT_HTML, f"not an HTML page ({result.content_type})", retriable=False
             )
         return await asyncio.to_thread(
             extract_main_text,

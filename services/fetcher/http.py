@@ -1,9 +1,7 @@
 """Fetching one URL over HTTP, safely: timeouts and a total deadline, a body cap that holds
 after decompression, conditional GET, redirects followed by hand, an SSRF guard on every hop.
 
-Errors come back sorted into kinds an operator can act on (dns, connect, blocked, timeout,
-http_4xx, http_5xx, http_429, http_503, too_large, redirects, encoding, ...), in the manner
-of miniflux's internal/reader/fetcher/response_handler.go.
+Errors come back as FetchError, sorted into the kinds of failures.py (`FailureKind`).
 """
 
 from __future__ import annotations
@@ -21,15 +19,14 @@ from urllib.parse import unquote, urljoin, urlsplit
 import httpcore
 import httpx
 from newsmon import __version__
-from newsmon.shared.errors import RetriableError
 from newsmon.shared.http_headers import parse_retry_after
 
+from .failures import FailureKind, FetchError, fetch_error, status_error
 from .schedule import parse_max_age
-from .ssrf import AllowList, BlockedAddressError, GuardedBackend
+from .ssrf import AllowList, GuardedBackend
 
 __all__ = [
     "MAX_REDIRECTS",
-    "FetchError",
     "FetchResult",
     "HostLimiter",
     "Validators",
@@ -69,25 +66,6 @@ class FetchResult:
     @property
     def not_modified(self) -> bool:
         return self.status == 304
-
-
-class FetchError(RetriableError):
-    """A fetch failed; `kind` is a short label for metrics and logs."""
-
-    def __init__(
-        self,
-        kind: str,
-        message: str,
-        *,
-        retriable: bool = True,
-        retry_after_s: float | None = None,
-        status: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.retriable = retriable
-        self.retry_after_s = retry_after_s
-        self.status = status
 
 
 def user_agent(contact: str) -> str:
@@ -171,24 +149,6 @@ class HostLimiter:
                 del self._slots[host]
 
 
-def _status_error(response: httpx.Response, now: datetime) -> FetchError:
-    status = response.status_code
-    retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
-    if status in (429, 503):
-        return FetchError(
-            f"http_{status}",
-            f"HTTP {status}: server asks us to slow down"
-            + (f" (Retry-After {retry_after:.0f}s)" if retry_after is not None else ""),
-            retry_after_s=retry_after,
-            status=status,
-        )
-    if 500 <= status < 600:
-        return FetchError("http_5xx", f"HTTP {status} from server", status=status)
-    return FetchError(
-        "http_4xx", f"HTTP {status} from server", retriable=status in (408, 425), status=status
-    )
-
-
 class _Decoder:
     """Content-Encoding decoding that never produces more than `limit` bytes in all, however
     small the compressed input (zlib's max_length bounds each call's output)."""
@@ -199,7 +159,7 @@ class _Decoder:
         elif coding == "deflate":
             self._wbits = zlib.MAX_WBITS  # RFC 9110 §8.4.1.2: zlib (RFC 1950) container
         else:
-            raise FetchError("encoding", f"unsupported Content-Encoding {coding!r}")
+            raise FetchError(FailureKind.ENCODING, f"unsupported Content-Encoding {coding!r}")
         self._coding = coding
         self._zlib = zlib.decompressobj(self._wbits)
         self._first = True
@@ -208,7 +168,7 @@ class _Decoder:
 
     def _too_large(self) -> FetchError:
         return FetchError(
-            "too_large",
+            FailureKind.TOO_LARGE,
             f"body exceeds the {self.limit}-byte cap after {self._coding} decompression",
             retriable=False,
         )
@@ -224,7 +184,7 @@ class _Decoder:
                     self._wbits = -zlib.MAX_WBITS
                     self._zlib = zlib.decompressobj(self._wbits)
                     continue
-                raise FetchError("encoding", f"corrupt {self._coding} body") from None
+                raise FetchError(FailureKind.ENCODING, f"corrupt {self._coding} body") from None
             self._first = False
             self.produced += len(chunk)
             if self.produced > self.limit:
@@ -255,7 +215,7 @@ async def _read_capped(response: httpx.Response, max_bytes: int) -> tuple[bytes,
     declared = response.headers.get("Content-Length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
         raise FetchError(
-            "too_large",
+            FailureKind.TOO_LARGE,
             f"body of {int(declared)} bytes exceeds the {max_bytes}-byte cap",
             retriable=False,
         )
@@ -265,18 +225,24 @@ async def _read_capped(response: httpx.Response, max_bytes: int) -> tuple[bytes,
         if c.strip() and c.strip().lower() != "identity"
     ]
     if len(codings) > 1:
-        raise FetchError("encoding", f"stacked Content-Encoding {codings} is not supported")
+        raise FetchError(
+            FailureKind.ENCODING, f"stacked Content-Encoding {codings} is not supported"
+        )
     decoder = _Decoder(codings[0], max_bytes) if codings else None
     chunks: list[bytes] = []
     raw = size = 0
     async for chunk in _raw_chunks(response):
         raw += len(chunk)
         if raw > max_bytes:
-            raise FetchError("too_large", f"body exceeds the {max_bytes}-byte cap", retriable=False)
+            raise FetchError(
+                FailureKind.TOO_LARGE, f"body exceeds the {max_bytes}-byte cap", retriable=False
+            )
         decoded = decoder.feed(chunk) if decoder else chunk
         size += len(decoded)
         if size > max_bytes:
-            raise FetchError("too_large", f"body exceeds the {max_bytes}-byte cap", retriable=False)
+            raise FetchError(
+                FailureKind.TOO_LARGE, f"body exceeds the {max_bytes}-byte cap", retriable=False
+            )
         chunks.append(decoded)
     return b"".join(chunks), raw
 
@@ -286,20 +252,28 @@ async def _fetch_file(url: str, max_bytes: int) -> FetchResult:
     try:
         body = await asyncio.to_thread(path.read_bytes)
     except OSError as exc:
-        raise FetchError("file", f"cannot read {path}: {exc.strerror}", retriable=True) from None
+        raise FetchError(
+            FailureKind.FILE, f"cannot read {path}: {exc.strerror}", retriable=True
+        ) from None
     if len(body) > max_bytes:
-        raise FetchError("too_large", f"file exceeds the {max_bytes}-byte cap", retriable=False)
+        raise FetchError(
+            FailureKind.TOO_LARGE, f"file exceeds the {max_bytes}-byte cap", retriable=False
+        )
     return FetchResult(200, body, None, url, Validators(), raw_bytes=len(body))
 
 
 def _redirect_target(current: str, response: httpx.Response) -> str:
     location = response.headers.get("Location", "").strip()
     if not location:
-        raise FetchError("redirects", f"HTTP {response.status_code} without a Location header")
+        raise FetchError(
+            FailureKind.REDIRECTS, f"HTTP {response.status_code} without a Location header"
+        )
     target: str = urljoin(current, location)
     if urlsplit(target).scheme.lower() not in ("http", "https"):
         raise FetchError(
-            "redirects", f"refused redirect to a non-HTTP URL: {target[:200]}", retriable=False
+            FailureKind.REDIRECTS,
+            f"refused redirect to a non-HTTP URL: {target[:200]}",
+            retriable=False,
         )
     return target
 
@@ -334,7 +308,7 @@ async def fetch(
                     if status in _REDIRECTS:
                         if hops >= max_redirects:
                             raise FetchError(
-                                "redirects",
+                                FailureKind.REDIRECTS,
                                 f"more than {max_redirects} redirects",
                                 retriable=False,
                             )
@@ -349,7 +323,10 @@ async def fetch(
                             304, b"", None, current, validators, max_age, hops, moved
                         )
                     if status >= 400:
-                        raise _status_error(response, now or datetime.now(UTC))
+                        retry_after = parse_retry_after(
+                            response.headers.get("Retry-After"), now or datetime.now(UTC)
+                        )
+                        raise status_error(status, retry_after)
                     body, raw = await _read_capped(response, max_bytes)
                     return FetchResult(
                         status,
@@ -365,21 +342,8 @@ async def fetch(
                         raw,
                     )
     except TimeoutError:
-        raise FetchError("timeout", f"no complete answer within {deadline_s:g}s") from None
-    except httpx.ConnectTimeout:
-        raise FetchError("timeout", "connect timed out") from None
-    except httpx.TimeoutException:
-        raise FetchError("timeout", "read timed out") from None
-    except httpx.ConnectError as exc:
-        cause = exc.__cause__ or exc.__context__
-        if isinstance(cause, BlockedAddressError) or "refused to connect to" in str(exc):
-            raise FetchError("blocked", str(exc), retriable=False) from None
-        text = str(exc).lower()
-        kind = "dns" if "name" in text or "resolution" in text else "connect"
-        raise FetchError(kind, f"cannot connect: {exc}") from None
-    except httpx.UnsupportedProtocol as exc:
-        raise FetchError("bad_url", f"unsupported URL: {exc}", retriable=False) from None
-    except httpx.HTTPError as exc:
-        raise FetchError("network", f"{type(exc).__name__}: {exc}") from None
-    except httpx.InvalidURL as exc:
-        raise FetchError("bad_url", f"invalid URL: {exc}", retriable=False) from None
+        raise FetchError(
+            FailureKind.TIMEOUT, f"no complete answer within {deadline_s:g}s"
+        ) from None
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        raise fetch_error(exc) from None

@@ -62,14 +62,16 @@ class FeedParseError(ValueError):
     """The body is not a feed we can read. The message is one line a person can act on.
 
     `alternates` holds the feed URLs an HTML page advertises (feed autodiscovery), so a
-    caller can offer or follow them. Never worth retrying with the same body.
+    caller can offer or follow them. Never worth retrying with the same body, unless
+    `retriable` says the parser failed rather than the body (a worker process that died).
     """
 
-    retriable: bool = False
-
-    def __init__(self, message: str, *, alternates: Sequence[str] = ()) -> None:
+    def __init__(
+        self, message: str, *, alternates: Sequence[str] = (), retriable: bool = False
+    ) -> None:
         super().__init__(message)
         self.alternates: tuple[str, ...] = tuple(alternates)
+        self.retriable = retriable
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,7 +90,8 @@ class FeedParser:
                 self.restarts += 1
                 pool.shutdown(wait=False, cancel_futures=True)
             raise FeedParseError(
-                "the parser process died while parsing this feed (killed or out of memory?)"
+                "the parser process died while parsing this feed (killed or out of memory?)",
+                retriable=True,
             ) from None
 
     def close(self) -> None:

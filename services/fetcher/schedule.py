@@ -9,7 +9,8 @@ The plan, in the order the rules apply:
    items' own publication times and aiming at two polls per typical gap.
 2. A failing feed backs off exponentially from the min interval, doubling per failure up to
    a cap, and is never given up on (miniflux disables a feed after POLLING_PARSING_ERROR_LIMIT
-   errors; we do not).
+   errors; we do not). A permanent failure (failures.py: a 404 or 410, a body over the cap,
+   not a feed) waits the cap at once: asking again soon gets the same answer.
 3. The server's wishes are honoured: Retry-After on 429/503 (RFC 9110 §10.2.3: seconds or an
    HTTP-date; RFC 6585 §4) and Cache-Control max-age (RFC 9111 §5.2.2.1) postpone the next
    poll, up to a cap so a silly header cannot stop polling for good.
@@ -89,9 +90,16 @@ def next_delay(
     retry_after_s: float | None = None,
     max_age_s: float | None = None,
     rng: random.Random | None = None,
+    permanent: bool = False,
 ) -> float:
-    """Seconds until the next poll of one feed (the whole policy; see the module doc)."""
-    base = backoff_delay(error_streak, bounds) if error_streak else bounds.clamp(interval_s)
+    """Seconds until the next poll of one feed (the whole policy; see the module doc).
+    `permanent`: the last poll failed in a way retrying soon cannot mend."""
+    if permanent:
+        base = max(bounds.backoff_max_s, bounds.min_s)
+    elif error_streak:
+        base = backoff_delay(error_streak, bounds)
+    else:
+        base = bounds.clamp(interval_s)
     delay = jittered(base, rng)
     if max_age_s is not None and not error_streak:
         # A fresh copy would be served from caches anyway; no later than our max interval.

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from newsmon.fetcher.http import FetchError, Validators, fetch, make_client
+from newsmon.fetcher.failures import FetchError
+from newsmon.fetcher.http import Validators, fetch, make_client
 from newsmon.fetcher.ssrf import AllowList
 
 from tests.support.http_stub import HttpStub, Reply, http_stub

@@ -12,8 +12,9 @@ import httpx
 import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from newsmon.fetcher.app import Fetcher
+from newsmon.fetcher.failures import FetchError
 from newsmon.fetcher.feeds import FeedConfig
-from newsmon.fetcher.http import FetchError, HostLimiter, fetch
+from newsmon.fetcher.http import HostLimiter, fetch
 from newsmon.fetcher.parse import parse_feed
 from newsmon.fetcher.state import FeedState, KafkaSink, PublishError, SeenIds
 from newsmon.shared.http_headers import parse_retry_after
