@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import KafkaError
 from newsmon.shared.kafka import bootstrap_of, client_kwargs, stop_consumer
 from newsmon.shared.messages import Article, Classified, Evidence, MessageDecodeError, decode
+from newsmon.shared.services import consumer_group
 from newsmon.shared.settings import Settings
 from rich.console import Console
 from rich.progress import Progress
@@ -485,7 +486,7 @@ async def _check_lag(settings: Settings, admin: Any) -> list[Check]:
     checks = []
     try:
         for service, topic in groups.items():
-            group = f"{settings.topic_prefix}-{service}"
+            group = consumer_group(settings.topic_prefix, service)
             try:
                 committed = await admin.list_consumer_group_offsets(group)
             except KafkaError as exc:  # e.g. no group ever committed: no coordinator yet

@@ -1,4 +1,4 @@
-"""Kafka clients configured the one way newsmon uses them, topic creation, DLQ and headers."""
+"""Kafka clients configured the one way newsmon uses them, topic creation and headers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import contextlib
 import logging
 import ssl
 import time
-import traceback
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
@@ -23,7 +22,6 @@ from .settings import Settings
 __all__ = [
     "Headers",
     "client_kwargs",
-    "dlq_headers",
     "ensure_topics",
     "header",
     "make_admin",
@@ -302,17 +300,3 @@ def header(record: ConsumerRecord[Any, Any], name: str) -> str | None:
         if key == name:
             return bytes(value).decode("utf-8", errors="replace")
     return None
-
-
-def dlq_headers(record: ConsumerRecord[Any, Any], *, stage: str, error: BaseException) -> Headers:
-    """Headers that say where a dead letter came from and why (the value is kept as it was)."""
-    summary = "".join(traceback.format_exception_only(type(error), error)).strip()
-    return [
-        *list(record.headers or ()),
-        ("dlq_stage", stage.encode()),
-        ("dlq_error_type", type(error).__name__.encode()),
-        ("dlq_error", summary[:1000].encode("utf-8", errors="replace")),
-        ("dlq_topic", record.topic.encode()),
-        ("dlq_partition", str(record.partition).encode()),
-        ("dlq_offset", str(record.offset).encode()),
-    ]

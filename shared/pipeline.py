@@ -33,13 +33,11 @@ from aiokafka.errors import (
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.structs import OffsetAndMetadata
 
-from .backoff import Backoff
-from .errors import PermanentError
+from .deadletter import DeadLetters, OutputTooLargeError
 from .failover import ActiveLease, SingleActiveAssignor
 from .kafka import (
     MAX_REQUEST_BYTES,
     Headers,
-    dlq_headers,
     ensure_topics,
     make_consumer,
     make_producer,
@@ -54,6 +52,8 @@ from .lifecycle import (
     finish_or_abandon,
 )
 from .metrics import Metrics
+from .rewind import Rewind
+from .services import consumer_group
 from .settings import Settings
 
 # An idle stage checks this often that its topics still exist (a deleted one is re-created).
@@ -82,16 +82,6 @@ class Output:
     # or None when it cannot be made to fit. None here: the value is sent whole or not at all.
     fit: Callable[[int], bytes | None] | None = None
     trimmed: bool = False
-
-
-class OutputTooLargeError(PermanentError):
-    """An output is larger than its topic accepts, even with its text trimmed."""
-
-    def __init__(self, topic: str, size: int, limit: int) -> None:
-        super().__init__(
-            f"output of {size} bytes does not fit {topic} (max.message.bytes {limit}), "
-            "even with its text trimmed"
-        )
 
 
 # Takes one record, returns what to publish for it (maybe nothing). Raising refuses the record:
@@ -140,14 +130,6 @@ def _next_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:
     for r in records:
         tp = TopicPartition(r.topic, r.partition)
         offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
-    return offsets
-
-
-def _first_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:
-    offsets: dict[TopicPartition, int] = {}
-    for r in records:
-        tp = TopicPartition(r.topic, r.partition)
-        offsets[tp] = min(offsets.get(tp, r.offset), r.offset)
     return offsets
 
 
@@ -208,7 +190,7 @@ class Processor:
         self.transform = transform
         self.metrics = metrics
         self.stop = stop
-        self.group_id = f"{settings.topic_prefix}-{service}"
+        self.group_id = consumer_group(settings.topic_prefix, service)
         self._on_ready = on_ready
         self.state = state
         # Every topic the transform may write to, and the DLQ: tracked by the producer from
@@ -221,7 +203,10 @@ class Processor:
         # a failed publish (an operator may have changed it).
         self._max_bytes: dict[str, int] = {}
         self._max_bytes_stale = True
-        self._retry = Backoff(first_s=1.0, cap_s=30.0)
+        self._rewinder = Rewind(stop)
+        self._dead_letters = DeadLetters(
+            topic=settings.topics.dlq, service=service, metrics=metrics
+        )
         self._producer: AIOKafkaProducer | None = None
         self._producer_broken = False
         # Single active replica (shared/failover.py): the group gives one replica every
@@ -433,7 +418,7 @@ class Processor:
             return False
         took = time.monotonic() - started
         self._active_generation = generation
-        self._retry.reset()
+        self._rewinder.reset()
         self.metrics.set_active(self.service, True)
         self.metrics.activations.labels(self.service).inc()
         self.metrics.activation_seconds.labels(self.service).set(took)
@@ -478,7 +463,7 @@ class Processor:
             await self._unless_stopped(self._publish(consumer, producer, records, results))
             if self.state is not None:
                 self.state.committed()
-            self._retry.reset()
+            self._rewinder.reset()
             self.metrics.batch_seconds.labels(self.service).observe(time.monotonic() - started)
         except KafkaError as exc:
             if isinstance(exc, ProducerFenced):
@@ -552,7 +537,14 @@ class Processor:
                     # anything of the record is queued, so nothing of it was sent.
                     result = _Result(result.record, (), exc)
             if result.error is not None:
-                pending.append(await self._dead_letter(producer, result.record, result.error))
+                pending.append(
+                    await self._dead_letters.send(
+                        producer,
+                        result.record,
+                        result.error,
+                        max_bytes=self._max_bytes.get(self.settings.topics.dlq, MAX_REQUEST_BYTES),
+                    )
+                )
             sent.append(result)
         # Every send acknowledged (acks=all) before offsets move on.
         await asyncio.gather(*pending)
@@ -597,43 +589,10 @@ class Processor:
             for out in outputs
         ]
 
-    async def _dead_letter(
-        self, producer: AIOKafkaProducer, record: Record, error: Exception
-    ) -> asyncio.Future[Any]:
-        # A valid message that cannot be made to fit its topic is a real loss: ERROR.
-        log.log(
-            logging.ERROR if isinstance(error, OutputTooLargeError) else logging.WARNING,
-            "dead-lettered a message: %s",
-            error,
-            extra={
-                "service": self.service,
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
-                # The key is the article (or story) id: the thread to follow across stages.
-                "message_key": _key_text(record),
-                "error_type": type(error).__name__,
-            },
-        )
-        headers = dlq_headers(record, stage=self.service, error=error)
-        try:
-            return await producer.send(  # type: ignore[no-any-return]
-                self.settings.topics.dlq, record.value, key=record.key, headers=headers
-            )
-        except MessageSizeTooLargeError:
-            # The input itself is over our producer's limit (another producer allowed it):
-            # keep the where and why, say the value was left out and how big it was.
-            size = len(record.value or b"")
-            headers.append(("dlq_value_dropped", f"{size} bytes over the size limit".encode()))
-            return await producer.send(  # type: ignore[no-any-return]
-                self.settings.topics.dlq, None, key=record.key, headers=headers
-            )
-
     def _count(self, results: Sequence[_Result]) -> None:
         for result in results:
             if result.error is not None:
-                self.metrics.dlq.labels(self.service, type(result.error).__name__).inc()
-                self.metrics.errors.labels(self.service, "poison").inc()
+                self._dead_letters.counted(result.error)
             for out in result.outputs:
                 self.metrics.items_out.labels(self.service, out.topic).inc()
                 if out.trimmed:
@@ -646,18 +605,13 @@ class Processor:
         self.metrics.errors.labels(self.service, "kafka").inc()
         log.warning(
             "could not publish a batch, will retry it in %.0fs: %s",
-            self._retry.delay_s,
+            self._rewinder.delay_s,
             exc,
             extra={"service": self.service, "records": len(records)},
         )
-        for tp, offset in _first_offsets(records).items():
-            # A partition revoked meanwhile is skipped: its new owner starts from the committed
-            # offset, which this batch never moved.
-            with contextlib.suppress(IllegalStateError):
-                consumer.seek(tp, offset)
-        await self._pause()
+        await self._rewinder.replay_later(consumer, records)
 
     async def _pause(self) -> None:
         """The retry pause (capped exponential), cut short by `stop`: a SIGTERM during a
         broker outage drains at once instead of outliving the shutdown budget."""
-        await self._retry.pause(self.stop)
+        await self._rewinder.pause()

@@ -23,6 +23,7 @@ __all__ = [
     "SERVICE_NAMES",
     "Service",
     "ServiceMain",
+    "consumer_group",
     "service",
 ]
 
@@ -100,3 +101,9 @@ def service(name: str) -> Service:
         if row.name == name:
             return row
     raise KeyError(name)
+
+
+def consumer_group(topic_prefix: str, name: str) -> str:
+    """The Kafka consumer group every replica of service `name` joins (so they share the
+    partitions, and lag tools find it): `<prefix>-<name>`."""
+    return f"{topic_prefix}-{name}"

@@ -39,6 +39,7 @@ from aiokafka.errors import IllegalStateError, KafkaError
 from newsmon.shared.kafka import client_kwargs, make_consumer, make_producer, stop_consumer
 from newsmon.shared.lifecycle import sleep_or_stop
 from newsmon.shared.metrics import Metrics
+from newsmon.shared.services import consumer_group
 from newsmon.shared.settings import Settings
 
 from .feeds import FeedConfig, FeedRecord
@@ -74,7 +75,7 @@ CATCH_UP_TIMEOUT_S = 30.0
 
 def fetcher_group(settings: Settings) -> str:
     """The consumer group of every fetcher replica (named like the other services' groups)."""
-    return f"{settings.topic_prefix}-fetcher"
+    return consumer_group(settings.topic_prefix, "fetcher")
 
 
 # --- the feeds topic ---------------------------------------------------------------------------

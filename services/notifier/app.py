@@ -18,8 +18,6 @@ webhook API lets us do better).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -28,16 +26,9 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import IllegalStateError, KafkaError
-from newsmon.alerter.statestore import ensure_state_topic, read_state_topic
-from newsmon.shared.backoff import Backoff
-from newsmon.shared.kafka import (
-    dlq_headers,
-    ensure_topics,
-    make_consumer,
-    make_producer,
-    wait_for_leaders,
-)
+from aiokafka.errors import KafkaError
+from newsmon.shared.deadletter import DeadLetters
+from newsmon.shared.kafka import ensure_topics, make_consumer, make_producer, wait_for_leaders
 from newsmon.shared.lifecycle import (
     CLOSE_SHARE,
     IN_FLIGHT_SHARE,
@@ -49,8 +40,16 @@ from newsmon.shared.lifecycle import (
 from newsmon.shared.messages import Alert, MessageDecodeError, decode, utc_now
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.pipeline import Record, observe_lag
+from newsmon.shared.rewind import Rewind
+from newsmon.shared.services import consumer_group
 from newsmon.shared.settings import Settings
 
+from .markers import (
+    DeliveryMarkers,
+    delivery_key,
+    ensure_marker_topic,
+    notifier_state_topic,
+)
 from .slack import (
     Outcome,
     RetryPolicy,
@@ -64,7 +63,7 @@ from .slack import (
     webhooks_for,
 )
 
-__all__ = ["Notifier", "notifier_state_topic", "run"]
+__all__ = ["Notifier", "delivery_key", "notifier_group", "run"]
 
 log = logging.getLogger("newsmon.notifier")
 
@@ -74,19 +73,13 @@ SERVICE = "notifier"
 # noticed within them. A 429's Retry-After is still honoured: the rate limiter holds every
 # POST to that webhook until it has passed.
 SLACK_PROBE_MAX_S = 5.0
-# The pause cap when the broker refused a commit or a marker.
-KAFKA_RETRY_MAX_S = 30.0
-# Markers older than this are dropped by the broker; an alert replayed later than that from
-# the alerts topic (a reset of the group's offsets) would be posted again, on purpose.
-MARKER_RETENTION_MS = 30 * 86400 * 1000
+# When the broker refused a commit or a marker, the pause grows to shared.rewind's
+# KAFKA_RETRY_CAP_S, the same as the pipeline stages'.
 
 
-def notifier_state_topic(settings: Settings) -> str:
-    return f"{settings.topic_prefix}.notifier-state.v1"
-
-
-def delivery_key(alert: Alert, label: str) -> str:
-    return f"{alert.alert_id}.r{alert.revision}.{label}"
+def notifier_group(settings: Settings) -> str:
+    """The notifier's consumer group (its committed offsets on the alerts topic)."""
+    return consumer_group(settings.topic_prefix, SERVICE)
 
 
 class Notifier:
@@ -109,21 +102,16 @@ class Notifier:
         self.consumer = consumer
         self.producer = producer
         self.stop = stop
-        self.delivered: set[str] = set()
-        # Delivered (Slack said 2xx) but the marker is not acknowledged yet: written again
-        # before the alert's offset is committed.
-        self._unmarked: dict[str, bytes] = {}
-        self.state_topic = notifier_state_topic(settings)
-        self.group = f"{settings.topic_prefix}-notifier"
-        self._retry = Backoff(first_s=1.0, cap_s=KAFKA_RETRY_MAX_S)
+        self.markers = DeliveryMarkers(settings, producer)
+        self.dead_letters = DeadLetters(topic=settings.topics.dlq, service=SERVICE, metrics=metrics)
+        self.group = notifier_group(settings)
+        self.rewind = Rewind(stop)
         # When Slack started failing (monotonic, wall clock); None while it answers.
         self._slack_down_since: tuple[float, datetime] | None = None
 
     async def load_delivered(self) -> None:
         """Markers written by any replica, so far (see the module docstring)."""
-        records = await read_state_topic(self.settings, self.state_topic)
-        self.delivered |= {key.decode("utf-8", "replace") for key, v in records.items() if v}
-        log.info("%d delivered alert messages remembered", len(self.delivered))
+        await self.markers.load()
 
     async def loop(self) -> None:
         topic = self.settings.topics.alerts
@@ -144,7 +132,7 @@ class Notifier:
                             IN_FLIGHT_SHARE * self.settings.shutdown_timeout_s,
                         )
                     except KafkaError as exc:  # broker away, or a rebalance refused the commit
-                        await self._kafka_failed(tp, record, exc)
+                        await self._kafka_failed(record, exc)
                         handled = False
                     if not handled:
                         break  # the rest of this partition is re-read after the rewind
@@ -154,7 +142,7 @@ class Notifier:
         try:
             alert = decode(Alert, record.value)
         except MessageDecodeError as exc:
-            await self._dead_letter(record, exc)
+            await self.dead_letters.send_and_wait(self.producer, record, exc)
             await self._commit(tp, record)
             return True
         if alert.revision > 1 and not self.settings.slack_post_updates:
@@ -167,17 +155,17 @@ class Notifier:
                 if not await self._deliver(tp, record, alert, label, webhook):
                     return False
         await self._commit(tp, record)
-        self._retry.reset()
+        self.rewind.reset()
         return True
 
     async def _deliver(
         self, tp: TopicPartition, record: Record, alert: Alert, label: str, webhook: WebhookUrl
     ) -> bool:
         key = delivery_key(alert, label)
-        if key in self._unmarked:
-            await self._write_marker(key)
+        if self.markers.unmarked(key):
+            await self.markers.write(key)
             return True
-        if key in self.delivered:
+        if self.markers.delivered_before(key):
             self.metrics.slack_skipped.labels("already_delivered").inc()
             return True
         payload = build_payload(alert) if alert.revision == 1 else build_update_payload(alert)
@@ -187,16 +175,16 @@ class Notifier:
             result = await self.sender.send(webhook, payload, max_attempts=probe)
         except SlackPermanentError as exc:
             self._slack_answered()
-            await self._dead_letter(record, exc)
-            await self._remember(key, alert, label, "refused")
+            await self.dead_letters.send_and_wait(self.producer, record, exc)
+            await self.markers.remember(key, alert, label, "refused")
             return True
         except SlackRetriableError as exc:
-            await self._slack_failed(tp, record, exc)
+            await self._slack_failed(record, exc)
             return False
         except _Stopping:
             return False  # not delivered; the offset stays uncommitted
         self._slack_answered()
-        await self._remember(key, alert, label, "delivered")
+        await self.markers.remember(key, alert, label, "delivered")
         self.metrics.items_out.labels(SERVICE, "slack").inc()
         self.metrics.slack_delivery_seconds.observe((utc_now() - alert.alerted).total_seconds())
         log.info(
@@ -213,50 +201,10 @@ class Notifier:
         )
         return True
 
-    async def _remember(self, key: str, alert: Alert, label: str, outcome: str) -> None:
-        marker = {
-            "alert_id": alert.alert_id,
-            "revision": alert.revision,
-            "webhook": label,
-            "outcome": outcome,
-            "at": utc_now().isoformat(),
-        }
-        # Remembered here first: if the marker is not acknowledged (broker away), the retry
-        # of this alert writes it again instead of posting to Slack a second time.
-        self.delivered.add(key)
-        self._unmarked[key] = json.dumps(marker).encode()
-        await self._write_marker(key)
-
-    async def _write_marker(self, key: str) -> None:
-        await self.producer.send_and_wait(self.state_topic, self._unmarked[key], key=key.encode())
-        del self._unmarked[key]
-
     async def _commit(self, tp: TopicPartition, record: Record) -> None:
         await self.consumer.commit({tp: record.offset + 1})
 
-    async def _dead_letter(self, record: Record, error: Exception) -> None:
-        log.warning(
-            "dead-lettered an alert: %s",
-            error,
-            extra={
-                "service": SERVICE,
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
-                # The key is the story id: the thread to follow across stages.
-                "message_key": record.key.decode("utf-8", "replace") if record.key else None,
-                "error_type": type(error).__name__,
-            },
-        )
-        await self.producer.send_and_wait(
-            self.settings.topics.dlq,
-            record.value,
-            key=record.key,
-            headers=dlq_headers(record, stage=SERVICE, error=error),
-        )
-        self.metrics.dlq.labels(SERVICE, type(error).__name__).inc()
-
-    async def _slack_failed(self, tp: TopicPartition, record: Record, error: Exception) -> None:
+    async def _slack_failed(self, record: Record, error: Exception) -> None:
         """One line when Slack starts failing (not one per probe), then probe again soon."""
         self.metrics.errors.labels(SERVICE, "slack_unavailable").inc()
         if self._slack_down_since is None:
@@ -269,36 +217,29 @@ class Notifier:
             )
         else:
             log.debug("Slack still unavailable: %s", error)
-        await self._replay_later(tp, record, SLACK_PROBE_MAX_S)
+        await self.rewind.replay_later(self.consumer, [record], cap_s=SLACK_PROBE_MAX_S)
 
     def _slack_answered(self) -> None:
         if self._slack_down_since is None:
             return
         since, at = self._slack_down_since
         self._slack_down_since = None
-        self._retry.reset()
+        self.rewind.reset()
         log.info(
             "Slack answers again after %.0fs (unavailable since %s)",
             time.monotonic() - since,
             at.isoformat(timespec="seconds"),
         )
 
-    async def _kafka_failed(self, tp: TopicPartition, record: Record, error: KafkaError) -> None:
+    async def _kafka_failed(self, record: Record, error: KafkaError) -> None:
         self.metrics.errors.labels(SERVICE, "kafka").inc()
         log.warning(
             "Kafka call failed, alert kept for later (retry in %.0fs): %s",
-            self._retry.delay_s,
+            self.rewind.delay_s,
             error,
             extra={"offset": record.offset, "partition": record.partition},
         )
-        await self._replay_later(tp, record, KAFKA_RETRY_MAX_S)
-
-    async def _replay_later(self, tp: TopicPartition, record: Record, cap_s: float) -> None:
-        # A partition revoked meanwhile is left alone: its new owner starts from the
-        # committed offset, which this alert never moved past.
-        with contextlib.suppress(IllegalStateError):
-            self.consumer.seek(tp, record.offset)
-        await self._retry.pause(self.stop, cap_s=cap_s)
+        await self.rewind.replay_later(self.consumer, [record])
 
 
 class _Stopping(Exception):  # noqa: N818 - a signal, not an error
@@ -363,7 +304,7 @@ async def _create_topics(settings: Settings, topics: Sequence[str]) -> None:
     """The notifier's output topics that went missing: its state topic compacted."""
     state = notifier_state_topic(settings)
     if state in topics:
-        await ensure_state_topic(settings, state, retention_ms=MARKER_RETENTION_MS)
+        await ensure_marker_topic(settings)
     plain = [t for t in topics if t != state]
     if plain:
         await ensure_topics(settings, plain)
@@ -376,11 +317,9 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
         metrics.health.set_idle(SERVICE)
         await stop.wait()
         return
-    await ensure_state_topic(
-        settings, notifier_state_topic(settings), retention_ms=MARKER_RETENTION_MS
-    )
+    await ensure_marker_topic(settings)
     client_id = f"newsmon-notifier.{settings.instance_id}"
-    group = f"{settings.topic_prefix}-notifier"
+    group = notifier_group(settings)
     consumer = make_consumer(settings, group_id=group, client_id=client_id)
     listener = _ReloadOnAssign()
     consumer.subscribe([settings.topics.alerts], listener=listener)

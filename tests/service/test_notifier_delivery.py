@@ -147,7 +147,7 @@ async def test_updates_category_webhooks_and_no_second_post_after_restart(
         first = list(slack.requests)
 
         # Every commit "lost": the notifier re-reads the whole topic, and posts nothing again.
-        await _rewind_group(settings, f"{settings.topic_prefix}-notifier")
+        await _rewind_group(settings, notifier.notifier_group(settings))
         slack.reset()
         async with Running(settings, ["notifier"]) as again:
             value = again.metrics.registry.get_sample_value

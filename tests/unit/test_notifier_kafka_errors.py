@@ -18,6 +18,7 @@ from newsmon.notifier.app import Notifier
 from newsmon.notifier.slack import RetryPolicy, SlackSender, WebhookRateLimiter, WebhookUrl
 from newsmon.shared.messages import encode
 from newsmon.shared.metrics import Metrics
+from newsmon.shared.rewind import Rewind
 from newsmon.shared.settings import Settings
 
 from tests.unit.test_alerts import classified
@@ -126,7 +127,7 @@ async def test_a_refused_commit_after_a_rebalance_does_not_end_the_notifier() ->
     producer = FakeProducer()
     posts: list[bytes] = []
     notifier = _notifier(consumer, producer, posts)
-    notifier._pause_s = 0.01
+    notifier.rewind = Rewind(notifier.stop, first_s=0.01)
     await _run_until(notifier, lambda: consumer.commits)
     assert consumer.commits == [{TP: 1}], "the replayed alert is committed"
     assert len(posts) == 1, "the replay is not posted again (delivered marker)"
@@ -161,7 +162,7 @@ async def test_a_broker_outage_while_writing_the_marker_is_retried_without_a_sec
     producer.errors.append(KafkaTimeoutError())
     posts: list[bytes] = []
     notifier = _notifier(consumer, producer, posts)
-    notifier._pause_s = 0.01
+    notifier.rewind = Rewind(notifier.stop, first_s=0.01)
     await _run_until(notifier, lambda: consumer.commits)
     assert consumer.seeks == [(TP, 0)], "rewound to the alert"
     assert consumer.commits == [{TP: 1}]
@@ -181,7 +182,7 @@ async def test_a_rewind_of_a_revoked_partition_does_not_end_the_notifier() -> No
 
     notifier = _notifier(consumer, producer, posts)
     notifier.sender._client = httpx.AsyncClient(transport=httpx.MockTransport(revoke_then_fail))
-    notifier._pause_s = 0.01
+    notifier.rewind = Rewind(notifier.stop, first_s=0.01)
     await _run_until(notifier, lambda: not consumer.batches and not consumer.assigned)
     await asyncio.sleep(0.1)
     assert consumer.seeks == []

@@ -11,6 +11,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.pipeline import Processor
+from newsmon.shared.rewind import Rewind
 from newsmon.shared.settings import Settings
 
 
@@ -37,7 +38,7 @@ def _processor(stop: asyncio.Event) -> Processor:
 async def test_rewind_pause_ends_when_stop_is_set() -> None:
     stop = asyncio.Event()
     processor = _processor(stop)
-    processor._retry_delay_s = 30.0  # deep into a broker outage
+    processor._rewinder = Rewind(stop, first_s=30.0)  # deep into a broker outage
     consumer = _Consumer()
     record = SimpleNamespace(topic="in", partition=0, offset=7)
     asyncio.get_running_loop().call_later(0.2, stop.set)  # SIGTERM arrives
@@ -50,7 +51,7 @@ async def test_rewind_pause_ends_when_stop_is_set() -> None:
 async def test_renew_producer_pause_ends_when_stop_is_set(monkeypatch: Any) -> None:
     stop = asyncio.Event()
     processor = _processor(stop)
-    processor._retry_delay_s = 30.0
+    processor._rewinder = Rewind(stop, first_s=30.0)
 
     async def cannot_start() -> None:
         raise KafkaConnectionError("broker down")

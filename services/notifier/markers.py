@@ -1,0 +1,92 @@
+"""Delivery markers: what the notifiers have posted to Slack, so a replayed alert is not
+posted twice (why they exist: see the docstring of services/notifier/app.py).
+
+One marker per alert revision and webhook, key `<alert_id>.r<revision>.<webhook label>`, on
+the compacted topic `<prefix>.notifier-state.v1`, written with acks=all. All of the topic's
+handling lives in this module, so the storage can change without touching the notifier.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from aiokafka import AIOKafkaProducer
+from newsmon.alerter.statestore import ensure_state_topic, read_state_topic
+from newsmon.shared.messages import Alert, utc_now
+from newsmon.shared.settings import Settings
+
+__all__ = [
+    "MARKER_RETENTION_MS",
+    "DeliveryMarkers",
+    "delivery_key",
+    "ensure_marker_topic",
+    "notifier_state_topic",
+]
+
+log = logging.getLogger("newsmon.notifier")
+
+# Markers older than this are dropped by the broker; an alert replayed later than that from
+# the alerts topic (a reset of the group's offsets) would be posted again, on purpose.
+MARKER_RETENTION_MS = 30 * 86400 * 1000
+
+
+def notifier_state_topic(settings: Settings) -> str:
+    return f"{settings.topic_prefix}.notifier-state.v1"
+
+
+def delivery_key(alert: Alert, label: str) -> str:
+    return f"{alert.alert_id}.r{alert.revision}.{label}"
+
+
+async def ensure_marker_topic(settings: Settings) -> None:
+    """Create the compacted marker topic if it is missing."""
+    await ensure_state_topic(
+        settings, notifier_state_topic(settings), retention_ms=MARKER_RETENTION_MS
+    )
+
+
+class DeliveryMarkers:
+    """The markers read so far plus those this notifier wrote; `producer` writes new ones."""
+
+    def __init__(self, settings: Settings, producer: AIOKafkaProducer) -> None:
+        self.settings = settings
+        self.producer = producer
+        self.topic = notifier_state_topic(settings)
+        self.delivered: set[str] = set()
+        # Delivered (Slack said 2xx) but the marker is not acknowledged yet: written again
+        # before the alert's offset is committed.
+        self._unmarked: dict[str, bytes] = {}
+
+    async def load(self) -> None:
+        """Markers written by any replica, so far."""
+        records = await read_state_topic(self.settings, self.topic)
+        self.delivered |= {key.decode("utf-8", "replace") for key, v in records.items() if v}
+        log.info("%d delivered alert messages remembered", len(self.delivered))
+
+    def unmarked(self, key: str) -> bool:
+        """Delivered, but its marker was not acknowledged yet (call `write` again)."""
+        return key in self._unmarked
+
+    def delivered_before(self, key: str) -> bool:
+        return key in self.delivered
+
+    async def remember(self, key: str, alert: Alert, label: str, outcome: str) -> None:
+        marker = {
+            "alert_id": alert.alert_id,
+            "revision": alert.revision,
+            "webhook": label,
+            "outcome": outcome,
+            "at": utc_now().isoformat(),
+        }
+        # Remembered here first: if the marker is not acknowledged (broker away), the retry
+        # of this alert writes it again instead of posting to Slack a second time.
+        self.delivered.add(key)
+        self._unmarked[key] = json.dumps(marker).encode()
+        await self.write(key)
+
+    async def write(self, key: str) -> None:
+        """Write the marker of `key` (raises KafkaError when not acknowledged: kept for a
+        later `write`)."""
+        await self.producer.send_and_wait(self.topic, self._unmarked[key], key=key.encode())
+        del self._unmarked[key]
