@@ -44,6 +44,7 @@ from newsmon.fetcher.app import Fetcher
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.http import make_client
 from newsmon.fetcher.parse_workers import FeedParser, parse_workers
+from newsmon.fetcher.publish import Publisher
 from newsmon.fetcher.ssrf import AllowList
 from newsmon.fetcher.state import FeedState, KafkaSink, SeenIds, ensure_state_topic, url_key
 from newsmon.shared.kafka import ensure_topics, make_producer
@@ -136,11 +137,8 @@ def _fetcher(
     parser: FeedParser,
 ) -> Fetcher:
     """A Fetcher as app.run builds it (without Kafka, WebSub or full-text pages)."""
-    fetcher = Fetcher(settings, metrics, sink, client, seen)
-    if parser.workers and not hasattr(fetcher, "parser"):
-        raise SystemExit(NO_WORKERS)
-    fetcher.parser = parser
-    return fetcher
+    publisher = Publisher.from_settings(settings, metrics, sink, seen)
+    return Fetcher(settings, metrics, sink, client, publisher, parser=parser)
 
 
 def _workers_rss_mib(parser: FeedParser) -> float:
@@ -400,8 +398,8 @@ async def through_kafka(
         with FeedParser(parse_workers(settings.fetch_parse_workers)) as parser:
             async with _client(settings) as client:
                 sink = KafkaSink(settings, producer)
-                fetcher = Fetcher(settings, metrics, sink, client, seen)
-                fetcher.parser = parser
+                publisher = Publisher.from_settings(settings, metrics, sink, seen)
+                fetcher = Fetcher(settings, metrics, sink, client, publisher, parser=parser)
                 # First poll of every feed (whole bodies parsed, items remembered), not
                 # counted: the steady state is what is measured.
                 for chunk in range(0, len(feeds), 64):

@@ -13,9 +13,10 @@ would block every other feed), in a thread or in NEWSMON_FETCH_PARSE_WORKERS pro
 One refresh, start to end, is `Fetcher.poll_once` (in the manner of miniflux's
 internal/reader/handler/handler.go): fetch with validators → 304 / unchanged body / parse →
 drop what was published before (by id or canonical URL, across feeds and restarts) →
-optional full text → publish (acks=all) → remember → plan the next poll (schedule.py) →
-save the feed's state to the compacted state topic. A failure logs one line naming the feed
-and the reason, is counted by kind, and backs off; a feed is never given up on. A publish
+optional full text → publish (acks=all) → remember (these three: publish.py, the step WebSub
+pushes take too) → plan the next poll (schedule.py) → save the feed's state to the compacted
+state topic. A failure logs one line naming the feed and the reason, is counted by its kind
+(failures.py), and backs off; a feed is never given up on. A publish
 that fails keeps its parse: the next poll of the feed publishes the same articles (same ids)
 again before it fetches anything, and only then saves the validators and body hash.
 """
@@ -28,30 +29,30 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Protocol
 
 import httpx
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from newsmon.shared.backoff import Backoff
 from newsmon.shared.clock import Clock
 from newsmon.shared.kafka import ensure_topics, make_producer, wait_for_leaders
+from newsmon.shared.lifecycle import close_within
 from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
 
 from .failures import Failure, FailureKind, failure_of
 from .feeds import FeedConfig, load_feeds
-from .fleet import FeedTasks, run_fleet
-from .fulltext import PageTexts, wants_full_text
+from .fleet import FeedTasks, OwnedFeeds, run_fleet
+from .fulltext import PageTexts
 from .http import FetchResult, HostLimiter, Validators, fetch, make_client
 from .items import Memo
 from .load import DueSlots, Saturation
-from .parse import ParsedFeed
 from .parse_workers import FeedParser, parse_workers
+from .publish import Publisher, in_stage
 from .schedule import Bounds, adaptive_interval, next_delay
 from .ssrf import AllowList
 from .state import (
@@ -63,22 +64,15 @@ from .state import (
     load_seen_ids,
     load_states,
     state_topic,
-    url_key,
 )
-from .websub import WebSub
+from .websub import WebSub, WebSubConfig
 
-__all__ = ["Fetcher", "Sink", "bounds_for", "run"]
+__all__ = ["Fetcher", "StateSink", "bounds_for", "run"]
 
 log = logging.getLogger("newsmon.fetcher")
 
-# Articles a feed carried after another feed had published them, remembered per feed in its
-# state (FeedState.extra["also_seen"]: canonical URL -> the feed that published it).
-ALSO_SEEN_MAX = 256
 
-
-class Sink(Protocol):
-    async def publish(self, articles: list[Article]) -> None: ...
-
+class StateSink(Protocol):
     async def save_state(self, feed: str, state: FeedState) -> None: ...
 
 
@@ -109,31 +103,31 @@ class Fetcher:
         self,
         settings: Settings,
         metrics: Metrics,
-        sink: Sink,
+        sink: StateSink,
         client: httpx.AsyncClient,
-        seen: SeenIds,
+        publisher: Publisher,
         *,
+        parser: FeedParser | None = None,
+        hosts: HostLimiter | None = None,
+        websub: WebSub | None = None,
         clock: Clock = time.time,
         rng: random.Random | None = None,
-        pages: PageTexts | None = None,
     ) -> None:
-        """`pages` fetches article pages for full text; without it no page is fetched."""
+        """`publisher` publishes what a parse brought (publish.py); `parser` parses off the loop
+        (default: in a thread); `hosts` limits requests per host (share it with the full-text
+        page fetcher); `websub` is the subscriber when NEWSMON_WEBSUB is on."""
         self.settings = settings
         self.metrics = metrics
         self.sink = sink
         self.client = client
-        self.seen = seen
+        self.publisher = publisher
+        self.parser = parser or FeedParser()
+        self.hosts = hosts or HostLimiter(settings.fetch_per_host_concurrency)
+        self.websub = websub
         self.clock = clock
         self.rng = rng or random.Random()
         self.slots = DueSlots(settings.fetch_concurrency)  # held from fetch to publish
         self.saturation = Saturation()
-        self.hosts = HostLimiter(settings.fetch_per_host_concurrency)
-        self.websub: WebSub | None = None  # set by run() when NEWSMON_WEBSUB is on
-        self.pages = pages
-        self.parser = FeedParser()  # a thread; run() sets one per NEWSMON_FETCH_PARSE_WORKERS
-        # Keys (id, URL) of articles being published right now -> their feed: another feed
-        # polled meanwhile must not publish them too (full text makes that window seconds).
-        self.in_flight: dict[str, str] = {}
         self.naps = Naps()  # the sleeps of poll_forever between polls
         # Per feed: the articles of a parse whose publish failed, published again first.
         self.unpublished: dict[str, Unpublished] = {}
@@ -249,19 +243,10 @@ class Fetcher:
         else:
             log.info("fetcher no longer saturated: polls start on time again")
 
-    @contextlib.contextmanager
-    def _stage(self, stage: str) -> Iterator[None]:
-        gauge = self.metrics.fetcher_polls.labels(stage)
-        gauge.inc()
-        try:
-            yield
-        finally:
-            gauge.dec()
-
     async def _fetch(self, feed: FeedConfig, state: FeedState, now: float) -> FetchResult:
         s = self.settings
         async with self.hosts.slot(feed.url):
-            with self._stage("fetch"):
+            with in_stage(self.metrics, "fetch"):
                 result = await fetch(
                     self.client,
                     feed.url,
@@ -293,7 +278,7 @@ class Fetcher:
             state.validators = result.validators
             return "unchanged"
         fetched_at = datetime.fromtimestamp(now, UTC)
-        with self._stage("parse"):
+        with in_stage(self.metrics, "parse"):
             parsed = await self.parser.parse(
                 result.body,
                 feed=feed,
@@ -306,7 +291,7 @@ class Fetcher:
             self.websub.feed_parsed(feed, state, parsed)  # subscribes when it names a hub
         interval = adaptive_interval(parsed.published, fetched_at, bounds)
         try:
-            await self._publish_new(feed, state, parsed)
+            await self.publisher.publish_parsed(feed, state, parsed)
         except PublishError as exc:
             # Keep the parse: the next poll publishes what was not acknowledged (same ids)
             # before fetching again, then saves these validators.
@@ -341,8 +326,7 @@ class Fetcher:
     def _keep_unpublished(self, feed: FeedConfig, kept: Unpublished) -> None:
         self.unpublished[feed.name] = kept
         # Claimed by this feed meanwhile: another feed polled now must not publish them.
-        for article in kept.articles:
-            self.in_flight[article.id] = self.in_flight[url_key(article.url)] = feed.name
+        self.publisher.claim(feed, kept.articles)
         self.metrics.fetcher_unpublished.set(
             sum(len(k.articles) for k in self.unpublished.values())
         )
@@ -350,9 +334,7 @@ class Fetcher:
     def _release_unpublished(self, feed: FeedConfig) -> Unpublished | None:
         kept = self.unpublished.pop(feed.name, None)
         if kept is not None:
-            for article in kept.articles:
-                self.in_flight.pop(article.id, None)
-                self.in_flight.pop(url_key(article.url), None)
+            self.publisher.unclaim(kept.articles)
             self.metrics.fetcher_unpublished.set(
                 sum(len(k.articles) for k in self.unpublished.values())
             )
@@ -363,9 +345,9 @@ class Fetcher:
         validators and body hash of their poll."""
         kept = self._release_unpublished(feed)
         assert kept is not None
-        fresh = [a for a in kept.articles if self.seen.first_seen(a) is None]
+        fresh = [a for a in kept.articles if self.publisher.seen.first_seen(a) is None]
         try:
-            await self._publish_fresh(feed, fresh, len(kept.articles))
+            await self.publisher.publish_fresh(feed, fresh, len(kept.articles))
         except PublishError as exc:
             self.metrics.fetcher_republish.labels("failed").inc()
             kept.articles = exc.unacked
@@ -399,106 +381,6 @@ class Fetcher:
             extra={"feed": feed.name, "url": feed.url, "kind": kind},
         )
         return kind
-
-    def fresh_articles(
-        self, feed: FeedConfig, parsed: ParsedFeed, state: FeedState | None = None
-    ) -> list[Article]:
-        """The parsed articles nobody published yet (by id or canonical URL), counted. One
-        another feed published is recorded in `state` as also seen in this feed."""
-        fresh: list[Article] = []
-        batch = SeenIds(len(parsed.articles) * 2 + 2)
-        for article in parsed.articles:
-            owner = self.seen.first_seen(article)
-            if owner is None:
-                owner = self.in_flight.get(article.id) or self.in_flight.get(url_key(article.url))
-            if owner is None and batch.first_seen(article) is not None:
-                owner = feed.name
-            if owner is None:
-                fresh.append(article)
-                batch.add_article(article)
-            elif owner and owner != feed.name:
-                self.metrics.feed_items.labels(feed.name, "duplicate_other_feed").inc()
-                if state is not None:
-                    _record_also_seen(feed, state, article, owner)
-            else:
-                self.metrics.feed_items.labels(feed.name, "duplicate").inc()
-        if parsed.skipped:
-            self.metrics.feed_items.labels(feed.name, "skipped").inc(len(parsed.skipped))
-        if parsed.unchanged:
-            self.metrics.feed_items.labels(feed.name, "unchanged").inc(parsed.unchanged)
-        return fresh
-
-    async def _publish_new(self, feed: FeedConfig, state: FeedState, parsed: ParsedFeed) -> None:
-        """Publish the articles of `parsed` nobody published yet. PublishError: some were not
-        acknowledged (`unacked`); the acknowledged ones are remembered as published."""
-        fresh = self.fresh_articles(feed, parsed, state)
-        if not fresh:
-            return
-        if self.pages is not None and wants_full_text(
-            self.settings.fetch_full_text, feed.full_text, parsed.articles
-        ):
-            keys = [key for a in fresh for key in (a.id, url_key(a.url))]
-            self.in_flight.update(dict.fromkeys(keys, feed.name))
-            try:
-                fresh = await self.pages.fill(feed.name, fresh)  # never fails: degrades
-            finally:
-                for key in keys:
-                    self.in_flight.pop(key, None)
-        await self._publish_fresh(feed, fresh, len(parsed.articles) + parsed.unchanged)
-        state.last_new_item_at = self.clock()
-        self.metrics.feed_last_new_item.labels(feed.name).set(state.last_new_item_at)
-
-    async def _publish_fresh(self, feed: FeedConfig, fresh: list[Article], total: int) -> None:
-        if not fresh:
-            return
-        keys = [key for a in fresh for key in (a.id, url_key(a.url))]
-        self.in_flight.update(dict.fromkeys(keys, feed.name))
-        try:
-            with self._stage("publish"):
-                await self.sink.publish(fresh)  # acks=all before an id counts as published
-        except PublishError as exc:
-            # Those the broker acknowledged before the failure are published: remember
-            # them, or the next poll would publish them a second time.
-            for article in exc.acked:
-                self.seen.add_article(article)
-            acked = {a.id for a in exc.acked}
-            exc.unacked = [a for a in fresh if a.id not in acked]
-            self._count_published(feed, len(exc.acked), total)
-            raise
-        finally:
-            for key in keys:
-                self.in_flight.pop(key, None)
-        for article in fresh:
-            self.seen.add_article(article)
-        self._count_published(feed, len(fresh), total)
-
-    def _count_published(self, feed: FeedConfig, count: int, total: int) -> None:
-        if not count:
-            return
-        self.metrics.feed_items.labels(feed.name, "new").inc(count)
-        self.metrics.items_out.labels("fetcher", self.settings.topics.articles).inc(count)
-        log.info("feed %s: %d new of %d items", feed.name, count, total, extra={"feed": feed.name})
-
-
-def _record_also_seen(feed: FeedConfig, state: FeedState, article: Article, owner: str) -> None:
-    """Remember in the feed's state that it carried `article`, which `owner` published: the
-    second source of one article, kept without publishing it twice (bounded, oldest out)."""
-    also = state.extra.get("also_seen")
-    if not isinstance(also, dict):
-        also = state.extra["also_seen"] = {}
-    if article.url in also:
-        return
-    also[article.url] = owner
-    while len(also) > ALSO_SEEN_MAX:
-        del also[next(iter(also))]
-    log.debug(
-        "feed %s: %s was published by feed %s; recorded as also seen in %s",
-        feed.name,
-        article.url,
-        owner,
-        feed.name,
-        extra={"feed": feed.name, "article_id": article.id, "first_feed": owner},
-    )
 
 
 class Naps:
@@ -599,22 +481,38 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
             max_connections=max(16, settings.fetch_concurrency * 2),
         ) as client:
             sink = KafkaSink(settings, producer)
-            fetcher = Fetcher(settings, metrics, sink, client, seen)
-            fetcher.parser = parser
             # Feed polls and article pages share the per-host limits (politeness per site).
-            fetcher.pages = PageTexts.from_settings(settings, client, metrics, fetcher.hosts)
-            owned = FeedTasks(fetcher, metrics)  # the feeds this replica owns (fleet.py)
+            hosts = HostLimiter(settings.fetch_per_host_concurrency)
+            pages = PageTexts.from_settings(settings, client, metrics, hosts)
+            publisher = Publisher.from_settings(settings, metrics, sink, seen, pages=pages)
+            owned = OwnedFeeds()  # the feeds this replica polls now (fleet.py)
+            websub = None
             if settings.websub:  # pushes take the same dedupe/publish step as polls
-                fetcher.websub = WebSub(
-                    settings, metrics, client, owned.feeds, owned.states, fetcher._publish_new
+                websub = WebSub(
+                    WebSubConfig.from_settings(settings),
+                    metrics,
+                    client,
+                    owned.feeds,
+                    owned.states,
+                    publisher,
                 )
-                tasks.append(asyncio.create_task(fetcher.websub.run(stop), name="websub"))
+                tasks.append(asyncio.create_task(websub.run(stop), name="websub"))
+            fetcher = Fetcher(
+                settings,
+                metrics,
+                sink,
+                client,
+                publisher,
+                parser=parser,
+                hosts=hosts,
+                websub=websub,
+            )
             # Until `stop`; then the owned feeds' polls in progress get DRAIN_SHARE of the
             # shutdown budget to finish (publish, save their state) before the group is left.
             await run_fleet(
                 settings,
                 feeds,
-                owned,
+                FeedTasks(fetcher, metrics, owned),
                 seen,
                 producer,
                 sink.save_state,
@@ -626,23 +524,11 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         parser.close()
-        await _stop_producer(producer, PRODUCER_SHARE * budget)
+        # Unacknowledged sends are abandoned past the budget (broker gone?).
+        await close_within(producer.stop(), PRODUCER_SHARE * budget, "the Kafka producer")
 
 
 # Shares of NEWSMON_SHUTDOWN_TIMEOUT_S: polls in progress first, then the producer's flush;
 # the rest is headroom before the runner cancels the service (shared/lifecycle.py).
 DRAIN_SHARE: Final = 0.5
 PRODUCER_SHARE: Final = 0.3
-
-
-async def _stop_producer(producer: AIOKafkaProducer, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(producer.stop(), seconds)
-    except TimeoutError:
-        log.warning(
-            "stopping: the Kafka producer did not flush within %.1fs (broker gone?); "
-            "abandoning its unacknowledged sends",
-            seconds,
-        )
-    except KafkaError as exc:
-        log.warning("stopping: the Kafka producer failed to stop cleanly: %s", exc)

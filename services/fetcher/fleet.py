@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -57,6 +58,7 @@ __all__ = [
     "ArticlesTail",
     "FeedSource",
     "FeedTasks",
+    "OwnedFeeds",
     "ensure_feeds_topic",
     "fetcher_group",
     "import_feeds_file",
@@ -261,6 +263,15 @@ class ArticlesTail:
 # --- the poll tasks of the feeds this replica owns ---------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class OwnedFeeds:
+    """The feeds this replica polls now, with their states: live views that FeedTasks keeps
+    and WebSub reads (made first, so both are built finished)."""
+
+    feeds: dict[str, FeedConfig] = field(default_factory=dict)
+    states: dict[str, FeedState] = field(default_factory=dict)
+
+
 class Poller(Protocol):
     """What FeedTasks needs of the fetcher: `Fetcher` satisfies it."""
 
@@ -283,11 +294,12 @@ class FeedTasks:
     with one event for thousands of feeds. Stopping a few (a feed removed or changed) cancels
     them where they stand; the caller flushes the producer afterwards."""
 
-    def __init__(self, poller: Poller, metrics: Metrics) -> None:
+    def __init__(self, poller: Poller, metrics: Metrics, owned: OwnedFeeds | None = None) -> None:
         self.poller = poller
         self.metrics = metrics
-        self.feeds: dict[str, FeedConfig] = {}  # live views: WebSub reads them
-        self.states: dict[str, FeedState] = {}
+        owned = owned or OwnedFeeds()
+        self.feeds = owned.feeds  # live views: WebSub reads them
+        self.states = owned.states
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._lease = asyncio.Event()
 

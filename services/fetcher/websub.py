@@ -47,10 +47,10 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
@@ -66,9 +66,11 @@ __all__ = [
     "CALLBACK_PATH",
     "PENDING",
     "RENEW_AT",
+    "PushPublisher",
     "Subscription",
     "Subscriptions",
     "WebSub",
+    "WebSubConfig",
     "renewal_at",
     "retry_delay",
     "signature_ok",
@@ -267,8 +269,35 @@ class Subscriptions:
             return found
 
 
-# A feed's new items go through the fetcher's own dedupe and publish step (app.py).
-Publish = Callable[[FeedConfig, FeedState, ParsedFeed], Awaitable[None]]
+class PushPublisher(Protocol):
+    """Where a push's items go: the fetcher's own dedupe and publish step (publish.Publisher),
+    the same one a poll takes."""
+
+    async def publish_parsed(
+        self, feed: FeedConfig, state: FeedState, parsed: ParsedFeed
+    ) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WebSubConfig:
+    """The settings WebSub uses (NEWSMON_WEBSUB_CALLBACK_URL, NEWSMON_WEBSUB_LEASE_S, and the
+    fetch limits a push body and a subscribe request get)."""
+
+    callback_url: str | None
+    lease_s: int
+    max_push_bytes: int
+    request_timeout_s: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WebSubConfig:
+        return cls(
+            callback_url=settings.websub_callback_url,
+            lease_s=settings.websub_lease_s,
+            max_push_bytes=settings.fetch_max_bytes,
+            request_timeout_s=settings.fetch_total_timeout_s,
+        )
+
+
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -282,27 +311,27 @@ class WebSub:
 
     def __init__(
         self,
-        settings: Settings,
+        config: WebSubConfig,
         metrics: Metrics,
         client: httpx.AsyncClient,
         feeds: Mapping[str, FeedConfig],
         states: Mapping[str, FeedState],
-        publish: Publish,
+        publisher: PushPublisher,
         *,
         clock: Clock = time.time,
     ) -> None:
-        if not settings.websub_callback_url:
+        if not config.callback_url:
             raise ValueError("WebSub needs NEWSMON_WEBSUB_CALLBACK_URL")
-        self.settings = settings
+        self.config = config
         self.metrics = metrics
         self.client = client
         self.feeds = feeds  # live: the feeds this replica polls now (fleet.FeedTasks)
         self.states = states
-        self.publish = publish
+        self.publisher = publisher
         self.clock = clock
-        self.callback_base = settings.websub_callback_url.rstrip("/")
-        self.max_push_bytes = settings.fetch_max_bytes
-        self.subscriptions = Subscriptions(float(settings.websub_lease_s))
+        self.callback_base = config.callback_url.rstrip("/")
+        self.max_push_bytes = config.max_push_bytes
+        self.subscriptions = Subscriptions(float(config.lease_s))
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -395,14 +424,14 @@ class WebSub:
             "hub.mode": "subscribe",
             "hub.topic": sub.topic,
             "hub.callback": self.callback_url(sub),
-            "hub.lease_seconds": str(self.settings.websub_lease_s),
+            "hub.lease_seconds": str(self.config.lease_s),
             # §5.1.1: SHOULD only be sent over HTTPS. Sent anyway on an http:// hub: without
             # it pushes could not be authenticated at all, and we take none unsigned.
             "hub.secret": sub.secret,
         }
         url, outcome, detail = sub.hub, "failed", ""
         try:
-            async with asyncio.timeout(self.settings.fetch_total_timeout_s):
+            async with asyncio.timeout(self.config.request_timeout_s):
                 for _hop in range(MAX_HUB_REDIRECTS + 1):
                     response = await self.client.post(url, data=form)
                     location = response.headers.get("Location", "")
@@ -464,7 +493,7 @@ class WebSub:
                 base_url=sub.topic,
             )
             async with lock:  # two pushes of one feed in a row: the second sees the first
-                await self.publish(feed, state, parsed)
+                await self.publisher.publish_parsed(feed, state, parsed)
         except FeedParseError as exc:
             self.metrics.websub_pushes.labels("parse_error").inc()
             log.warning("feed %s: unreadable WebSub push: %s", feed.name, exc)

@@ -22,6 +22,7 @@ from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.http import make_client
 from newsmon.fetcher.parse import ParsedFeed
 from newsmon.fetcher.parse_workers import FeedParser
+from newsmon.fetcher.publish import Publisher
 from newsmon.fetcher.ssrf import AllowList
 from newsmon.fetcher.state import FeedState, KafkaSink, PublishError, SeenIds, ensure_state_topic
 from newsmon.shared.broker import LocalKafka
@@ -158,8 +159,10 @@ async def test_a_slow_sink_bounds_the_work_and_loses_nothing(
             sink = SlowSink(settings, producer, live, delay_s=0.1)
             sink.feeds = feeds_count
             async with _client(settings) as client:
-                fetcher = Fetcher(settings, metrics, sink, client, SeenIds(10_000))
-                fetcher.parser = CountingParser(live)
+                publisher = Publisher.from_settings(settings, metrics, sink, SeenIds(10_000))
+                fetcher = Fetcher(
+                    settings, metrics, sink, client, publisher, parser=CountingParser(live)
+                )
                 due = time.time()  # every feed due at once: 10 rounds of work for 3 slots
                 states = {f.name: FeedState(url=f.url, next_poll_at=due) for f in feeds}
                 tasks = [
@@ -201,8 +204,10 @@ async def test_a_failed_publish_keeps_its_parse_and_loses_nothing(
             state = FeedState(url=feed.url)
             sink = FailingOnceSink(settings, producer, live)
             async with _client(settings) as client:
-                fetcher = Fetcher(settings, metrics, sink, client, SeenIds(1000))
-                fetcher.parser = CountingParser(live)
+                publisher = Publisher.from_settings(settings, metrics, sink, SeenIds(1000))
+                fetcher = Fetcher(
+                    settings, metrics, sink, client, publisher, parser=CountingParser(live)
+                )
                 await fetcher.poll_once(feed, state)  # parsed; 3 acknowledged, 3 timed out
                 assert state.error_streak == 1
                 assert state.body_hash is None

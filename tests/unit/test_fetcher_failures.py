@@ -20,6 +20,7 @@ from newsmon.fetcher.failures import (
 )
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.parse import FeedParseError
+from newsmon.fetcher.publish import Publisher
 from newsmon.fetcher.schedule import Bounds, next_delay
 from newsmon.fetcher.state import FeedState, SeenIds
 from newsmon.shared.messages import Article
@@ -105,9 +106,9 @@ async def test_a_gone_feed_backs_off_to_the_cap_a_failing_one_doubles(
         kafka_bootstrap="unused:9092", poll_interval_s=300, fetch_backoff_max_s=7200
     )
     metrics = Metrics()
-    fetcher = Fetcher(
-        settings, metrics, _NullSink(), client, SeenIds(10), clock=lambda: T0, rng=random.Random(0)
-    )
+    sink = _NullSink()
+    publisher = Publisher.from_settings(settings, metrics, sink, SeenIds(10))
+    fetcher = Fetcher(settings, metrics, sink, client, publisher, rng=random.Random(0))
     feed, state = FeedConfig(name="f1", url="https://feeds.example.org/rss"), FeedState()
     async with client:
         delay = await fetcher.poll_once(feed, state)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from newsmon.fetcher.app import ALSO_SEEN_MAX, Fetcher
+from newsmon.fetcher.app import Fetcher
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.fulltext import (
     SHORT_SUMMARY_CHARS,
@@ -22,6 +22,8 @@ from newsmon.fetcher.fulltext import (
     is_html,
     wants_full_text,
 )
+from newsmon.fetcher.http import HostLimiter
+from newsmon.fetcher.publish import Publisher
 from newsmon.fetcher.state import FeedState, SeenIds
 from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
@@ -174,11 +176,21 @@ def _fetcher(
 ) -> Fetcher:
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     settings = Settings(kafka_bootstrap="unused:9092", **overrides)  # type: ignore[arg-type]
-    fetcher = Fetcher(
-        settings, metrics, sink, client, SeenIds(1000), clock=NOW.timestamp, rng=random.Random(0)
+    hosts = HostLimiter(settings.fetch_per_host_concurrency)
+    pages = PageTexts.from_settings(settings, client, metrics, hosts)
+    publisher = Publisher.from_settings(
+        settings, metrics, sink, SeenIds(1000), pages=pages, clock=NOW.timestamp
     )
-    fetcher.pages = PageTexts.from_settings(settings, client, metrics, fetcher.hosts)
-    return fetcher
+    return Fetcher(
+        settings,
+        metrics,
+        sink,
+        client,
+        publisher,
+        hosts=hosts,
+        clock=NOW.timestamp,
+        rng=random.Random(0),
+    )
 
 
 def _count(metrics: Metrics, feed: str, outcome: str) -> float:
@@ -286,7 +298,7 @@ async def test_a_story_in_flight_is_not_published_by_a_second_feed() -> None:
     assert BODY_SENTENCE in sink.articles[0].text
     assert state_two.extra["also_seen"] == {story: "one"}
     assert sink.states["two"].extra["also_seen"] == {story: "one"}, "saved with the state"
-    assert not fetcher.in_flight
+    assert not fetcher.publisher.in_flight
     assert (
         metrics.registry.get_sample_value(
             "newsmon_feed_items_total", {"feed": "two", "status": "duplicate_other_feed"}
@@ -317,18 +329,18 @@ async def test_a_failed_publish_releases_the_story_for_the_next_poll() -> None:
     state = FeedState(url=FEED.url)
     await fetcher.poll_once(FEED, state)
     assert state.error_streak == 1
-    assert not fetcher.in_flight
+    assert not fetcher.publisher.in_flight
     sink.fail = False
     await fetcher.poll_once(FEED, state)
     assert len(sink.articles) == 1
 
 
 def test_also_seen_is_bounded_oldest_out() -> None:
-    from newsmon.fetcher.app import _record_also_seen
+    from newsmon.fetcher.publish import ALSO_SEEN_MAX, record_also_seen
 
     state = FeedState(url=FEED.url)
     for i in range(ALSO_SEEN_MAX + 10):
-        _record_also_seen(FEED, state, _article(n=i), "other")
+        record_also_seen(FEED, state, _article(n=i), "other")
     also = state.extra["also_seen"]
     assert len(also) == ALSO_SEEN_MAX
     assert "https://news.example.org/0" not in also

@@ -10,6 +10,7 @@ import httpx
 from newsmon.fetcher.app import Fetcher
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.parse_workers import FeedParser
+from newsmon.fetcher.publish import Publisher
 from newsmon.fetcher.state import FeedState, SeenIds
 from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
@@ -50,11 +51,11 @@ async def _poll(parser: FeedParser) -> list[Article]:
             Metrics(),
             sink,
             client,
-            SeenIds(100),
+            Publisher.from_settings(settings, Metrics(), sink, SeenIds(100), clock=NOW.timestamp),
+            parser=parser,
             clock=NOW.timestamp,
             rng=random.Random(0),
         )
-        fetcher.parser = parser
         await fetcher.poll_once(FEED, FeedState(url=FEED.url))
     return sink.articles
 

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from newsmon.fetcher.app import Fetcher, Naps
 from newsmon.fetcher.feeds import FeedConfig
+from newsmon.fetcher.publish import Publisher
 from newsmon.fetcher.state import FeedState, SeenIds
 from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
@@ -51,9 +52,8 @@ def _fetcher(handler: Handler, clock: FakeClock, sink: ListSink, metrics: Metric
     settings = Settings(
         kafka_bootstrap="unused:9092", poll_interval_s=300, poll_interval_max_s=3600
     )
-    return Fetcher(
-        settings, metrics, sink, client, SeenIds(1000), clock=clock, rng=random.Random(0)
-    )
+    publisher = Publisher.from_settings(settings, metrics, sink, SeenIds(1000), clock=clock)
+    return Fetcher(settings, metrics, sink, client, publisher, clock=clock, rng=random.Random(0))
 
 
 def _body(now: float, n: int = 3, prefix: str = "a") -> bytes:

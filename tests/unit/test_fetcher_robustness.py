@@ -16,6 +16,7 @@ from newsmon.fetcher.failures import FetchError
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.http import HostLimiter, fetch
 from newsmon.fetcher.parse import parse_feed
+from newsmon.fetcher.publish import Publisher
 from newsmon.fetcher.state import FeedState, KafkaSink, PublishError, SeenIds
 from newsmon.shared.http_headers import parse_retry_after
 from newsmon.shared.messages import Article
@@ -58,9 +59,8 @@ def _settings() -> Settings:
 
 def _fetcher(handler: Any, sink: Sink, metrics: Metrics, clock: Clock) -> Fetcher:
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    return Fetcher(
-        _settings(), metrics, sink, client, SeenIds(1000), clock=clock, rng=random.Random(0)
-    )
+    publisher = Publisher.from_settings(_settings(), metrics, sink, SeenIds(1000), clock=clock)
+    return Fetcher(_settings(), metrics, sink, client, publisher, clock=clock, rng=random.Random(0))
 
 
 def _body(n: int = 3) -> bytes:

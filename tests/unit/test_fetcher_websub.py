@@ -17,6 +17,7 @@ import httpx
 import pytest
 from newsmon.fetcher.app import Fetcher
 from newsmon.fetcher.feeds import FeedConfig
+from newsmon.fetcher.publish import Publisher
 from newsmon.fetcher.state import FeedState, SeenIds
 from newsmon.fetcher.websub import (
     ACTIVE,
@@ -27,6 +28,7 @@ from newsmon.fetcher.websub import (
     VERIFY_TIMEOUT_S,
     Subscriptions,
     WebSub,
+    WebSubConfig,
     renewal_at,
     retry_delay,
     signature_ok,
@@ -173,12 +175,19 @@ def _websub(metrics: Metrics, clock: FakeClock, **overrides: Any) -> WebSub:
     )
     client = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(202)))
 
-    async def publish(feed: FeedConfig, state: FeedState, parsed: Any) -> None:
-        raise AssertionError("nothing is published in these tests")
+    class NoPublisher:
+        async def publish_parsed(self, feed: FeedConfig, state: FeedState, parsed: Any) -> None:
+            raise AssertionError("nothing is published in these tests")
 
     feed = FeedConfig(name="f1", url=TOPIC)
     return WebSub(
-        settings, metrics, client, {"f1": feed}, {"f1": FeedState(url=TOPIC)}, publish, clock=clock
+        WebSubConfig.from_settings(settings),
+        metrics,
+        client,
+        {"f1": feed},
+        {"f1": FeedState(url=TOPIC)},
+        NoPublisher(),
+        clock=clock,
     )
 
 
@@ -300,14 +309,20 @@ async def test_polling_falls_back_to_the_max_interval_while_a_subscription_is_ac
         websub_callback_url="https://newsmon.example.org/websub",
     )
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    fetcher = Fetcher(
-        settings, metrics, sink, client, SeenIds(100), clock=clock, rng=random.Random(0)
-    )
+    publisher = Publisher.from_settings(settings, metrics, sink, SeenIds(100), clock=clock)
     state = FeedState(url=feed.url)
     websub = WebSub(
-        settings, metrics, client, {"f1": feed}, {"f1": state}, fetcher._publish_new, clock=clock
+        WebSubConfig.from_settings(settings),
+        metrics,
+        client,
+        {"f1": feed},
+        {"f1": state},
+        publisher,
+        clock=clock,
     )
-    fetcher.websub = websub
+    fetcher = Fetcher(
+        settings, metrics, sink, client, publisher, websub=websub, clock=clock, rng=random.Random(0)
+    )
 
     before = await fetcher.poll_once(feed, state)
     assert before <= 1.1 * 300, "items minutes apart: the min interval"
