@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -22,7 +23,9 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from newsmon.shared.kafka import ensure_topics
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.structs import OffsetAndMetadata
+from newsmon.shared.kafka import ensure_topics, make_consumer, make_producer
 from newsmon.shared.messages import Article, Classified, decode, encode
 from newsmon.shared.settings import Settings
 
@@ -30,6 +33,7 @@ from .bench_alerter import _items as alerter_items
 from .bench_classifier import _synthetic
 from .support_kafka import REPO, Child, broker, committed_total, loadavg, service_env, start_child
 
+partitioner = DefaultPartitioner()
 DEV = REPO.parent / "shared/corpus/news/dev.jsonl"
 LOGS = REPO / ".cache" / "bench"
 CLASSIFIER_ITEMS = 20_000
@@ -138,6 +142,91 @@ def measure(
         return asyncio.run(_follow(child, settings, service, topic, len(payloads)))
     finally:
         child.stop()
+
+
+async def _send_per_partition(
+    producer: AIOKafkaProducer, topic: str, records: Sequence[Any]
+) -> list[Any]:
+    """aiokafka's batch API: records grouped by partition (its default key partitioner) into
+    BatchBuilders, one send_batch each, instead of one send() coroutine per record."""
+    partitions = sorted(await producer.partitions_for(topic))
+    builders: dict[int, Any] = {}
+    sent = []
+    for r in records:
+        partition = partitioner(r.key, partitions, partitions)
+        builder = builders.setdefault(partition, producer.create_batch())
+        if builder.append(key=r.key, value=r.value, timestamp=None) is None:  # full
+            sent.append(await producer.send_batch(builder, topic, partition=partition))
+            builder = builders[partition] = producer.create_batch()
+            builder.append(key=r.key, value=r.value, timestamp=None)
+    for partition, builder in builders.items():
+        sent.append(await producer.send_batch(builder, topic, partition=partition))
+    return sent
+
+
+async def _bare_loop(
+    settings: Settings, source: str, target: str, n: int, *, per_partition: bool = False
+) -> StageRun:
+    """aiokafka alone, with the classifier's Kafka settings (newsmon's consumer and producer
+    factories, batch size, a transaction per batch with its offsets) and no work: each record's
+    bytes are sent on unchanged. What the client costs per record on this machine: the ceiling
+    of any stage built on it."""
+    group = f"{settings.topic_prefix}-bare"
+    consumer = make_consumer(settings, source, group_id=group, client_id=group)
+    producer = make_producer(settings, client_id=group, transactional_id=group)
+    await producer.start()
+    await consumer.start()
+    try:
+        done = counted = 0
+        started = cpu0 = 0.0
+        while done < n:
+            batch = await consumer.getmany(timeout_ms=500, max_records=settings.batch_size)
+            records = [r for part in batch.values() for r in part]
+            if not records:
+                continue
+            offsets = {tp: OffsetAndMetadata(part[-1].offset + 1, "") for tp, part in batch.items()}
+            async with producer.transaction():
+                if per_partition:
+                    sent = await _send_per_partition(producer, target, records)
+                else:
+                    sent = [await producer.send(target, r.value, key=r.key) for r in records]
+                await producer.send_offsets_to_transaction(offsets, group)
+            await asyncio.gather(*sent)
+            done += len(records)
+            if not started:  # as in _follow: from the first commit on
+                started, cpu0 = time.perf_counter(), time.process_time()
+            else:
+                counted += len(records)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu0
+        return StageRun(counted, seconds, cpu, _peak_rss_mb(), loadavg())
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_bare(
+    bootstrap: str, payloads: list[tuple[bytes, bytes]], *, per_partition: bool = False
+) -> StageRun:
+    """The aiokafka ceiling (_bare_loop) over the payloads, in this process (which does nothing
+    else meanwhile, so its CPU time is the loop's)."""
+    settings = Settings(
+        kafka_bootstrap=bootstrap, topic_prefix=f"b{uuid.uuid4().hex[:8]}", instance_id="bench"
+    )
+    asyncio.run(ensure_topics(settings))
+    asyncio.run(fill(bootstrap, settings.topics.articles, payloads))
+    return asyncio.run(
+        _bare_loop(
+            settings,
+            settings.topics.articles,
+            settings.topics.classified,
+            len(payloads),
+            per_partition=per_partition,
+        )
+    )
 
 
 def _row(name: str, r: StageRun, target: int) -> str:

@@ -116,13 +116,16 @@ class Child:
 
 def start_child(args: list[str], env: Mapping[str, str], log: Path) -> Child:
     """`newsmon <args>`; with BENCH_PROFILE=1 under `py-spy record` (a flame graph in
-    collapsed-stack format beside the log; the figures then include py-spy's sampling)."""
+    collapsed-stack format beside the log, BENCH_PROFILE_RATE samples/s; the figures then
+    include py-spy's sampling)."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    command = [*NEWSMON, *args]
+    command = command_line = [*NEWSMON, *args]
     if os.environ.get("BENCH_PROFILE"):
         spy = Path(sys.executable).with_name("py-spy")
         out_file = log.with_suffix(".pyspy.txt")
-        command = [str(spy), "record", "--format", "raw", "-o", str(out_file), "--", *command]
+        rate = os.environ.get("BENCH_PROFILE_RATE", "100")  # samples/s (py-spy's default)
+        command = [str(spy), "record", "--format", "raw", "--rate", rate, "-o", str(out_file)]
+        command += ["--", *command_line]
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, env=dict(env), stdout=out, stderr=subprocess.STDOUT, cwd=REPO

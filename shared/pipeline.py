@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
@@ -590,13 +591,16 @@ class Processor:
         ]
 
     def _count(self, results: Sequence[_Result]) -> None:
+        published: Counter[str] = Counter()  # one counter update per topic and batch
         for result in results:
             if result.error is not None:
                 self._dead_letters.counted(result.error)
             for out in result.outputs:
-                self.metrics.items_out.labels(self.service, out.topic).inc()
+                published[out.topic] += 1
                 if out.trimmed:
                     self.metrics.outputs_trimmed.labels(self.service, out.topic).inc()
+        for topic, count in published.items():
+            self.metrics.items_out.labels(self.service, topic).inc(count)
 
     async def _rewind(
         self, consumer: AIOKafkaConsumer, records: Sequence[Record], exc: KafkaError

@@ -22,7 +22,7 @@ from newsmon.classifier.lexicon import (
     Lexicon,
     load_lexicon,
 )
-from newsmon.classifier.normalize import fold, sentence_spans
+from newsmon.classifier.normalize import Folded, fold, sentence_spans
 from newsmon.shared.messages import Evidence, Term
 
 __all__ = [
@@ -103,37 +103,56 @@ class _Sentence:
         return not self.categories.isdisjoint(group)
 
 
-def _sentences_of(lexicon: Lexicon, name: FieldName, text: str) -> list[_Sentence]:
-    if not text:
-        return []
-    sentences = [_Sentence(name, s, e) for s, e in sentence_spans(text)]
-    if not sentences:
-        return []
-    folded = fold(text)
-    starts = [s.start for s in sentences]
-    for hit in lexicon.scan(folded.text):
+def _field_sentences(
+    name: FieldName, text: str, folded: Folded, hits: Sequence[Hit]
+) -> tuple[list[_Sentence], int]:
+    """The sentences of one field that hold a hit (in reading order, hits in field
+    coordinates), and how many sentences the field has in all. Sentences without hits add
+    nothing but their number (the denominator of dprk_share): no object is made for them."""
+    spans = sentence_spans(text)
+    if not hits:
+        return [], len(spans)
+    starts = [start for start, _ in spans]
+    found: dict[int, _Sentence] = {}
+    for hit in hits:
         start, end = folded.to_original(hit.start), folded.to_original(hit.end)
         index = bisect.bisect_right(starts, start) - 1
-        if index < 0 or start >= sentences[index].end:
+        if index < 0 or start >= spans[index][1]:
             continue
-        sentence = sentences[index]
+        sentence = found.get(index)
+        if sentence is None:
+            sentence = found[index] = _Sentence(name, *spans[index])
         sentence.hits.append(Hit(start, min(end, sentence.end), hit.category))
         sentence.categories.add(hit.category)
-    return sentences
+    return [found[index] for index in sorted(found)], len(spans)
 
 
-def _analyse(lexicon: Lexicon, title: str, summary: str, text: str) -> list[_Sentence]:
-    sentences: list[_Sentence] = []
+def _analyse(lexicon: Lexicon, title: str, summary: str, text: str) -> tuple[list[_Sentence], int]:
+    """The sentences with hits of the item's fields in order, and the item's sentence count."""
+    scanned = []
     for name, value in zip(_FIELDS, (title, summary, text), strict=True):
-        sentences.extend(_sentences_of(lexicon, name, value))
-    return sentences
+        if value:
+            folded = fold(value)
+            scanned.append((name, value, folded, lexicon.scan(folded.text)))
+    if not any(hits for *_, hits in scanned):
+        # No hit anywhere (most of a real news stream): every feature is 0 whatever the
+        # sentences are, so the text is not split into them.
+        return [], 0
+    sentences: list[_Sentence] = []
+    count = 0
+    for name, value, folded, hits in scanned:
+        found, field_count = _field_sentences(name, value, folded, hits)
+        sentences.extend(found)
+        count += field_count
+    return sentences, count
 
 
 def _is_pair(s: _Sentence) -> bool:
     return s.has(_DPRK) and (s.has(_RUSSIA) or s.has(_FRONT))
 
 
-def _features(sentences: Sequence[_Sentence]) -> tuple[float, ...]:
+def _features(sentences: Sequence[_Sentence], count: int) -> tuple[float, ...]:
+    """`sentences`: those with hits; `count`: every sentence of the item."""
     # One pass over the sentences: this runs for every item, so each sentence's category set
     # is tested once per group rather than once per feature.
     title_cats: set[str] = set()
@@ -187,7 +206,7 @@ def _features(sentences: Sequence[_Sentence]) -> tuple[float, ...]:
         float(third_in_pair),
         math.log1p(negatives),
         math.log1p(third),
-        dprk_sentences / len(sentences) if sentences else 0.0,
+        dprk_sentences / count if count else 0.0,
         float(any_pair and all_cats.isdisjoint(_MILITARY)),
         float("neg_missile_test" in all_cats and all_cats.isdisjoint(_WAR)),
         float(not title_cats.isdisjoint(_DPRK) and not lede_cats.isdisjoint(_FRONT)),
@@ -223,6 +242,10 @@ def _evidence_sentences(sentences: Sequence[_Sentence]) -> list[_Sentence]:
     return [s for s in chosen if id(s) in kept]
 
 
+def _span(hit: Hit) -> tuple[int, int]:
+    return (hit.start, hit.end)
+
+
 def _to_evidence(s: _Sentence, texts: Mapping[str, str]) -> Evidence:
     source = texts[s.field]
     return Evidence(
@@ -236,7 +259,7 @@ def _to_evidence(s: _Sentence, texts: Mapping[str, str]) -> Evidence:
                 start=h.start - s.start,
                 end=h.end - s.start,
             )
-            for h in sorted(s.hits, key=lambda h: (h.start, h.end))
+            for h in sorted(s.hits, key=_span)
         ),
     )
 
@@ -250,7 +273,7 @@ def extract_features(
     lexicon: Lexicon, *, title: str, summary: str = "", text: str = ""
 ) -> tuple[float, ...]:
     """The feature vector (in FEATURES order) of one item; used by the fit script too."""
-    return _features(_analyse(lexicon, title, summary, text))
+    return _features(*_analyse(lexicon, title, summary, text))
 
 
 def _sigmoid(z: float) -> float:
@@ -315,8 +338,8 @@ class Classifier:
         """Classify one item. ``lang`` is accepted for callers' convenience; the lexicon is
         script-aware and matches every language at once, so it is not needed."""
         del lang
-        sentences = _analyse(self._lexicon, title, summary, text)
-        score = round(self.score_features(_features(sentences)), 4)
+        sentences, count = _analyse(self._lexicon, title, summary, text)
+        score = round(self.score_features(_features(sentences, count)), 4)
         chosen = _evidence_sentences(sentences)
         texts = {"title": title, "summary": summary, "text": text}
         return Verdict(
