@@ -394,11 +394,11 @@ def _add_optional_commands(sub: Any) -> None:
     from newsmon.shared.dashboard import add_subcommand as add_dashboard
 
     add_dashboard(sub)
-    from newsmon.classifier.commands import add_subcommands as add_classify
+    from newsmon.classifier.cli import add_subcommands as add_classify
 
     add_classify(sub)
     _add_routes_command(sub)
-    from newsmon.fetcher.commands import add_subcommands as add_fetch
+    from newsmon.fetcher.cli import add_subcommands as add_fetch
 
     add_fetch(sub)
     from newsmon.operator import add_subcommands as add_operator

@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from newsmon.classifier.commands import add_subcommands, classify_command, eval_command
+from newsmon.classifier.cli import add_subcommands
+from newsmon.classifier.commands import classify_command, eval_command
 
 GOOD = {
     "id": "a1",
