@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, NamedTuple
 
-import ahocorasick
+from ahocorasick_rs import AhoCorasick, MatchKind
 from newsmon.classifier.normalize import fold_term, is_word_char
 
 __all__ = [
@@ -101,21 +101,30 @@ class Hit(NamedTuple):
     category: str
 
 
+# What the scan needs of a pattern, unpacked at once (no attribute lookups): the edge rules
+# (_edge), whether each edge is open, the category and the script gates.
+_MatchInfo = tuple[str, str, bool, bool, str, frozenset[str]]
+
+
 @dataclass(frozen=True, slots=True)
 class Lexicon:
     version: str
     entries: tuple[Entry, ...]
-    automaton: Any  # ahocorasick.Automaton (untyped C extension)
+    # Aho-Corasick over the entries' folded terms: pattern i is entries[i], described for the
+    # scan by match_info[i].
+    automaton: AhoCorasick
+    match_info: tuple[_MatchInfo, ...]
 
     def scan(self, text: str) -> list[Hit]:
         """All hits in a folded text, after boundaries, script gates and masks."""
         raw: list[Hit] = []
         gated: list[tuple[Hit, frozenset[str]]] = []
         size = len(text)
-        for last, match in self.automaton.iter(text):
-            length, left, right, open_left, open_right, category, gates = match
-            end = last + 1
-            start = end - length
+        info = self.match_info
+        # Every occurrence of every term, overlapping ones included (the boundary rules below
+        # decide); indexes are in characters of `text`.
+        for pattern, start, end in self.automaton.find_matches_as_indexes(text, overlapping=True):
+            left, right, open_left, open_right, category, gates = info[pattern]
             if start > 0 and left is not _FREE and not _boundary(text[start - 1], left):
                 continue
             if end < size and right is not _FREE and not _boundary(text[end], right):
@@ -294,22 +303,29 @@ def _merge(a: Entry, b: Entry) -> Entry:
     )
 
 
-def _build_automaton(entries: Iterable[Entry]) -> Any:
-    automaton = ahocorasick.Automaton()
-    for entry in entries:
-        left = _edge(entry.open_left, entry.strict_left, entry.folded[0])
-        right = _edge(entry.open_right, entry.strict_right, entry.folded[-1])
-        # Everything the scan needs of a match, unpacked at once (no attribute lookups).
-        value = (len(entry.folded), left, right, entry.open_left, entry.open_right)
-        automaton.add_word(entry.folded, (*value, entry.category, entry.gates))
-    automaton.make_automaton()
-    return automaton
+def _match_info(entry: Entry) -> _MatchInfo:
+    return (
+        _edge(entry.open_left, entry.strict_left, entry.folded[0]),
+        _edge(entry.open_right, entry.strict_right, entry.folded[-1]),
+        entry.open_left,
+        entry.open_right,
+        entry.category,
+        entry.gates,
+    )
 
 
 def build_lexicon(text: str, *more: str) -> Lexicon:
     entries = parse_lexicon(text, *more)
     digest = hashlib.sha256("\0".join((text, *more)).encode("utf-8")).hexdigest()[:8]
-    return Lexicon(version=f"lex-{digest}", entries=entries, automaton=_build_automaton(entries))
+    # ahocorasick_rs (Rust) rather than pyahocorasick: the same matches, found about 3.6x as
+    # fast on the development set (bench/bench_classifier.py measures both).
+    automaton = AhoCorasick([e.folded for e in entries], matchkind=MatchKind.Standard)
+    return Lexicon(
+        version=f"lex-{digest}",
+        entries=entries,
+        automaton=automaton,
+        match_info=tuple(_match_info(e) for e in entries),
+    )
 
 
 def packaged_texts() -> tuple[str, ...]:
