@@ -26,10 +26,10 @@ from newsmon.fetcher.items import (
     pack_memo,
     unpack_memo,
 )
+from newsmon.fetcher.language import feed_language
 from newsmon.fetcher.normalize import (
     article_id,
     canonical_url,
-    detect_language,
     html_to_text,
     normalize_lang,
     parse_published,
@@ -325,7 +325,7 @@ def _entry_to_article(
             text=text,
             published=parse_published(entry, ctx.fetched_at),
             fetched=ctx.fetched_at,
-            lang=detect_language(f"{title}. {summary}", hint) or ctx.feed.lang,
+            lang=feed_language(ctx.feed.name).detect(f"{title}. {summary}", hint) or ctx.feed.lang,
             authors=_authors(entry),
             tags=_tags(entry),
         )

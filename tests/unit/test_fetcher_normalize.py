@@ -1,4 +1,4 @@
-"""Pure normalization: canonical URLs, ids, HTML to text, dates, language."""
+"""Pure normalization: canonical URLs, ids, HTML to text, dates, language tags."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from newsmon.fetcher.normalize import (
     DEFAULT_MAX_SKEW,
     article_id,
     canonical_url,
-    detect_language,
     html_to_text,
     normalize_lang,
     parse_published,
@@ -269,52 +268,6 @@ def test_parse_published_reparses_foreign_rfc822(raw: str, expected: datetime) -
 
 
 # -- language --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("북한군, 러시아 쿠르스크에서 대규모 사상자 발생", "ko"),
-        ("北朝鮮兵がロシアのクルスク州で多数の死傷者を出した", "ja"),
-        ("朝鲜士兵在俄罗斯库尔斯克州伤亡惨重", "zh"),
-        ("Северокорейские военные понесли тяжёлые потери в Курской области", "ru"),
-        ("Північнокорейські військові зазнали великих втрат у Курській області", "uk"),
-        ("North Korean troops have suffered heavy losses in the Kursk region, they said", "en"),
-        ("Nordkoreanische Soldaten haben in der Region Kursk schwere Verluste erlitten", "de"),
-        ("Les soldats nord-coréens ont subi de lourdes pertes dans la région de Koursk", "fr"),
-        ("Los soldados norcoreanos han sufrido bajas en la región de Kursk, según el", "es"),
-        ("I soldati nordcoreani hanno subito perdite nella regione di Kursk, secondo il", "it"),
-        ("Os soldados norte-coreanos sofreram baixas na região de Kursk, segundo o que", "pt"),
-        ("Północnokoreańscy żołnierze ponieśli straty w obwodzie kurskim, jak podaje, który", "pl"),
-        ("Binh sĩ Triều Tiên đã chịu thương vong nặng nề trong khu vực Kursk của Nga", "vi"),
-    ],
-)  # fmt: skip
-def test_detect_language(text: str, expected: str) -> None:
-    assert detect_language(text, None) == expected
-
-
-def test_detect_language_uses_hint_when_evidence_is_weak() -> None:
-    assert detect_language("Kursk", "en-GB") == "en"
-    assert detect_language("Kim Jong Un", None) is None
-    assert detect_language("", "ko") == "ko"
-    assert detect_language("12345 !!!", None) is None
-
-
-def test_detect_language_script_beats_a_wrong_hint() -> None:
-    assert detect_language("Северокорейские военные в Курской области", "en") == "ru"
-    # ... but a Cyrillic hint is trusted for Cyrillic text (Bulgarian is not Russian).
-    assert detect_language("Севернокорейски войници в Курска област", "bg") == "bg"
-
-
-def test_detect_language_strong_evidence_beats_a_stale_hint() -> None:
-    text = "Die Regierung hat am Montag mitgeteilt, dass die Soldaten nicht mit der Armee sind"
-    assert detect_language(text, "en") == "de"
-
-
-@given(st.text(), st.one_of(st.none(), st.text(max_size=10)))
-def test_detect_language_never_raises(text: str, hint: str | None) -> None:
-    result = detect_language(text, hint)
-    assert result is None or (len(result) == 2 and result.isalpha())
 
 
 @pytest.mark.parametrize(
