@@ -63,7 +63,15 @@ _TOPIC_CHECK_INTERVAL_S = 30.0
 # Errors that leave an idempotent/transactional producer unusable (KIP-98): replace it.
 _PRODUCER_STATE_ERRORS = (OutOfOrderSequenceNumber, UnknownProducerId, ProducerFenced)
 
-__all__ = ["BatchState", "Output", "OutputTooLargeError", "Processor", "Transform", "observe_lag"]
+__all__ = [
+    "BatchState",
+    "EndOfBatch",
+    "Output",
+    "OutputTooLargeError",
+    "Processor",
+    "Transform",
+    "observe_lag",
+]
 
 log = logging.getLogger("newsmon.pipeline")
 
@@ -88,6 +96,11 @@ class Output:
 # Takes one record, returns what to publish for it (maybe nothing). Raising refuses the record:
 # it goes to the DLQ with the error, and the stream moves on.
 Transform = Callable[[Record], Sequence[Output]]
+
+# Called once after the transform saw every record of a batch: what to publish for the batch as
+# a whole (the alerter's state records, one per story the batch changed, not one per record),
+# in the same transaction as the records' outputs and offsets.
+EndOfBatch = Callable[[], Sequence[Output]]
 
 
 class BatchState(Protocol):
@@ -116,14 +129,17 @@ def _key_text(record: Record) -> str | None:
     return record.key.decode("utf-8", "replace") if record.key else None
 
 
-def _apply(transform: Transform, records: Sequence[Record]) -> list[_Result]:
+def _apply(
+    transform: Transform, records: Sequence[Record], end_of_batch: EndOfBatch | None = None
+) -> tuple[list[_Result], Sequence[Output]]:
+    """Each record's result, then the batch's own outputs (`end_of_batch`)."""
     results = []
     for record in records:
         try:
             results.append(_Result(record, transform(record), None))
         except Exception as exc:
             results.append(_Result(record, (), exc))
-    return results
+    return results, (end_of_batch() if end_of_batch is not None else ())
 
 
 def _next_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:
@@ -183,6 +199,7 @@ class Processor:
         create_topics: Callable[[Sequence[str]], Awaitable[object]] | None = None,
         on_ready: Callable[[], None] | None = None,
         state: BatchState | None = None,
+        end_of_batch: EndOfBatch | None = None,
         single_active: bool = False,
     ) -> None:
         self.settings = settings
@@ -194,6 +211,7 @@ class Processor:
         self.group_id = consumer_group(settings.topic_prefix, service)
         self._on_ready = on_ready
         self.state = state
+        self.end_of_batch = end_of_batch
         # Every topic the transform may write to, and the DLQ: tracked by the producer from
         # its start (see wait_for_leaders). The source is watched too (re-created if deleted).
         self.outputs = tuple(dict.fromkeys([*outputs, settings.topics.dlq]))
@@ -457,11 +475,15 @@ class Processor:
         """Transform and publish one batch; the error when it failed (to be rewound)."""
         self.metrics.items_in.labels(self.service, self.source_topic).inc(len(records))
         started = time.monotonic()
-        results = await asyncio.to_thread(_apply, self.transform, records)
+        results, batch_outputs = await asyncio.to_thread(
+            _apply, self.transform, records, self.end_of_batch
+        )
         try:
             if not _usable(producer):
                 raise KafkaError("the Kafka producer stopped working (its sender ended)")
-            await self._unless_stopped(self._publish(consumer, producer, records, results))
+            await self._unless_stopped(
+                self._publish(consumer, producer, records, results, batch_outputs)
+            )
             if self.state is not None:
                 self.state.committed()
             self._rewinder.reset()
@@ -508,24 +530,31 @@ class Processor:
         producer: AIOKafkaProducer,
         records: Sequence[Record],
         results: Sequence[_Result],
+        batch_outputs: Sequence[Output] = (),
     ) -> None:
         offsets = _next_offsets(records)
         if self.settings.kafka_transactions:
             async with producer.transaction():
-                sent = await self._send_all(producer, results)
+                sent = await self._send_all(producer, results, batch_outputs)
                 await producer.send_offsets_to_transaction(
                     {tp: OffsetAndMetadata(o, "") for tp, o in offsets.items()}, self.group_id
                 )
         else:
-            sent = await self._send_all(producer, results)
+            sent = await self._send_all(producer, results, batch_outputs)
             await consumer.commit(offsets)
-        self._count(sent)
+        self._count(sent, batch_outputs)
 
     async def _send_all(
-        self, producer: AIOKafkaProducer, results: Sequence[_Result]
+        self,
+        producer: AIOKafkaProducer,
+        results: Sequence[_Result],
+        batch_outputs: Sequence[Output] = (),
     ) -> list[_Result]:
-        """Send every output and dead letter; returns the results as sent (a record whose
-        output is too large for the producer became a dead letter)."""
+        """Send every output and dead letter, then the batch's own outputs; returns the
+        results as sent (a record whose output is too large for the producer became a dead
+        letter). A batch output too large for its topic even trimmed has no record to
+        dead-letter: it is left out with an ERROR line (as a record's whole output was before
+        the batch outputs existed), so one oversized story cannot stall the stream."""
         pending: list[asyncio.Future[Any]] = []
         sent: list[_Result] = []
         for result in results:
@@ -547,39 +576,51 @@ class Processor:
                     )
                 )
             sent.append(result)
+        pending.extend(await self._send_outputs(producer, self._fitted_batch(batch_outputs)))
         # Every send acknowledged (acks=all) before offsets move on.
         await asyncio.gather(*pending)
         return sent
 
+    def _fitted_batch(self, outputs: Sequence[Output]) -> list[Output]:
+        fitted = []
+        for out in outputs:
+            where = {"service": self.service, "message_key": _key_text(out)}
+            try:
+                fitted.append(self._fit(out, where))
+            except OutputTooLargeError as exc:
+                self.metrics.errors.labels(self.service, "output_too_large").inc()
+                log.error("left out a batch output: %s", exc, extra=where)
+        return fitted
+
     def _fitted(self, result: _Result) -> list[Output]:
         """The record's outputs, each made to fit its topic's size limit (text trimmed and
         flagged); OutputTooLargeError when one cannot be, so none of them is sent."""
-        fitted = []
-        for out in result.outputs:
-            limit = self._max_bytes.get(out.topic, MAX_REQUEST_BYTES)
-            # What the record costs besides its value (record batch and record headers), as
-            # aiokafka itself estimates it before a send.
-            overhead = DefaultRecordBatchBuilder.estimate_size_in_bytes(out.key, b"", out.headers)
-            if overhead + len(out.value) <= limit:
-                fitted.append(out)
-                continue
-            value = out.fit(limit - overhead) if out.fit is not None else None
-            if value is None:
-                raise OutputTooLargeError(out.topic, overhead + len(out.value), limit)
-            log.warning(
-                "trimmed an output's text to fit %s (%d -> %d bytes, max.message.bytes %d)",
-                out.topic,
-                overhead + len(out.value),
-                overhead + len(value),
-                limit,
-                extra={
-                    "service": self.service,
-                    "message_key": _key_text(result.record),
-                    "offset": result.record.offset,
-                },
-            )
-            fitted.append(replace(out, value=value, fit=None, trimmed=True))
-        return fitted
+        where = {
+            "service": self.service,
+            "message_key": _key_text(result.record),
+            "offset": result.record.offset,
+        }
+        return [self._fit(out, where) for out in result.outputs]
+
+    def _fit(self, out: Output, where: dict[str, Any]) -> Output:
+        limit = self._max_bytes.get(out.topic, MAX_REQUEST_BYTES)
+        # What the record costs besides its value (record batch and record headers), as
+        # aiokafka itself estimates it before a send.
+        overhead = DefaultRecordBatchBuilder.estimate_size_in_bytes(out.key, b"", out.headers)
+        if overhead + len(out.value) <= limit:
+            return out
+        value = out.fit(limit - overhead) if out.fit is not None else None
+        if value is None:
+            raise OutputTooLargeError(out.topic, overhead + len(out.value), limit)
+        log.warning(
+            "trimmed an output's text to fit %s (%d -> %d bytes, max.message.bytes %d)",
+            out.topic,
+            overhead + len(out.value),
+            overhead + len(value),
+            limit,
+            extra=where,
+        )
+        return replace(out, value=value, fit=None, trimmed=True)
 
     @staticmethod
     async def _send_outputs(
@@ -590,8 +631,10 @@ class Processor:
             for out in outputs
         ]
 
-    def _count(self, results: Sequence[_Result]) -> None:
+    def _count(self, results: Sequence[_Result], batch_outputs: Sequence[Output] = ()) -> None:
         published: Counter[str] = Counter()  # one counter update per topic and batch
+        for out in batch_outputs:
+            published[out.topic] += 1
         for result in results:
             if result.error is not None:
                 self._dead_letters.counted(result.error)

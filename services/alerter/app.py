@@ -58,13 +58,16 @@ class StoryGroups:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.state_topic = state_topic(settings)
         self.book = StoryBook(
             window=timedelta(seconds=settings.alert_group_window_s),
             threshold=settings.alert_group_threshold,
         )
         self.pending = Pending()
         self._published: Counter[str] = Counter()
+        self._alerts = 0
         self._updates = 0
+        self._duplicates = 0
         self._latencies: list[tuple[str, float]] = []  # (since, seconds) of staged alerts
 
     async def load(self) -> None:
@@ -98,8 +101,20 @@ class StoryGroups:
     ) -> None:
         self.pending.add(story)
         self._published.update(topics)
+        self._alerts += 1
         self._updates += story.revision > 1
         self._latencies.extend(latencies)
+
+    def duplicate(self) -> None:
+        self._duplicates += 1
+
+    def state_outputs(self) -> list[Output]:
+        """The batch's state records: one per story it changed, its latest revision (a story
+        raised twice in a batch is written once; the pipeline's end-of-batch hook)."""
+        return [
+            Output(self.state_topic, story.story_id.encode(), story_to_json(story))
+            for story in self.pending.stories.values()
+        ]
 
     def committed(self) -> None:
         self.book.apply(self.pending.stories.values())
@@ -109,12 +124,32 @@ class StoryGroups:
         for since, seconds in self._latencies:
             self.metrics.e2e_seconds.labels(since).observe(seconds)
         self.metrics.alert_stories.set(len(self.book))
+        if self._alerts or self._duplicates:
+            # One line per batch, not one per alert: a burst of thousands of alerts a second
+            # must not become thousands of log lines (the alerts topic is the record of each;
+            # DEBUG shows them one by one).
+            log.info(
+                "published %d alert revisions (%d new stories, %d updates), %d duplicates skipped",
+                self._alerts,
+                self._alerts - self._updates,
+                self._updates,
+                self._duplicates,
+                extra={
+                    "alerts": self._alerts,
+                    "new_stories": self._alerts - self._updates,
+                    "updates": self._updates,
+                    "duplicates": self._duplicates,
+                    "stories": len(self.book),
+                },
+            )
         self.aborted()
 
     def aborted(self) -> None:
         self.pending = Pending()
         self._published = Counter()
+        self._alerts = 0
         self._updates = 0
+        self._duplicates = 0
         self._latencies = []
 
 
@@ -127,7 +162,6 @@ class AlertTransform:
         routes: Sequence[Route] | None = None,
     ) -> None:
         self.prefix = settings.topic_prefix
-        self.state_topic = state_topic(settings)
         self.metrics = metrics
         self.groups = groups or StoryGroups(settings, metrics)
         self.routes = tuple(
@@ -148,12 +182,14 @@ class AlertTransform:
             overlay=self.groups.pending,
         )
         if assignment.duplicate:
-            log.info(
-                "article %s is already part of story %s: no new alert",
-                classified.article.id,
-                assignment.story.story_id,
-                extra={"article_id": classified.article.id},
-            )
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "article %s is already part of story %s: no new alert",
+                    classified.article.id,
+                    assignment.story.story_id,
+                    extra={"article_id": classified.article.id},
+                )
+            self.groups.duplicate()
             return ()
         story = assignment.story
         alert = alert_from(classified, now=utc_now(), story=story)
@@ -162,25 +198,26 @@ class AlertTransform:
             t for t, _ in route(RouteInput.from_alert(alert), self.routes, prefix=self.prefix)
         ]
         fit = functools.partial(fit_alert, alert)
+        # The story's state record goes out once per batch (StoryGroups.state_outputs).
         outputs = [Output(topic, key, value, headers, fit=fit) for topic in topics]
-        outputs.append(Output(self.state_topic, key, story_to_json(story)))
         latencies = [("fetched", (alert.alerted - alert.fetched).total_seconds())]
         if alert.published is not None:
             latencies.append(
                 ("published", max((alert.alerted - alert.published).total_seconds(), 0.0))
             )
-        log.info(
-            "alert %s r%d: %s",
-            alert.alert_id,
-            alert.revision,
-            alert.title,
-            extra={
-                "alert_id": alert.alert_id,
-                "revision": alert.revision,
-                "article_id": alert.article_id,
-                "topics": topics,
-            },
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "alert %s r%d: %s",
+                alert.alert_id,
+                alert.revision,
+                alert.title,
+                extra={
+                    "alert_id": alert.alert_id,
+                    "revision": alert.revision,
+                    "article_id": alert.article_id,
+                    "topics": topics,
+                },
+            )
         # Last: nothing above may leave a half-staged story.
         self.groups.stage(story, topics, latencies)
         return outputs
@@ -211,6 +248,7 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
         outputs=[*routed_topics(routes, prefix=settings.topic_prefix), state_topic(settings)],
         create_topics=lambda topics: create_alerter_topics(settings, topics),
         state=groups,
+        end_of_batch=groups.state_outputs,
         single_active=True,
     )
     await processor.run()

@@ -6,7 +6,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from newsmon.alerter.app import AlertTransform, StoryGroups
+from newsmon.alerter.app import AlertTransform, StoryGroups, state_topic
+from newsmon.alerter.grouping import story_from_json
 from newsmon.classifier.app import ClassifyTransform
 from newsmon.classifier.engine import Classifier
 from newsmon.shared.messages import encode
@@ -57,3 +58,19 @@ def test_alert_latency_is_observed_once_committed() -> None:
     transform(record)
     groups.committed()
     assert metrics.registry.get_sample_value("newsmon_alert_latency_seconds_count", fetched) == 1
+
+
+def test_a_story_raised_twice_in_a_batch_writes_one_state_record() -> None:
+    groups = StoryGroups(SETTINGS, Metrics())
+    transform = AlertTransform(SETTINGS, Metrics(), groups, routes=())
+
+    first = transform(_record(encode(classified("a1"))))
+    transform(_record(encode(classified("a2"))))  # a copy: revision 2 of the same story
+
+    assert {out.topic for out in first} == {SETTINGS.topics.alerts}
+    (state,) = groups.state_outputs()
+    assert state.topic == state_topic(SETTINGS)
+    assert state.key == b"a1"
+    assert story_from_json(state.value).revision == 2
+    groups.committed()
+    assert groups.state_outputs() == []
