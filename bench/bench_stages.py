@@ -25,6 +25,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import OffsetAndMetadata
+from newsmon.classifier.engine import Classifier
 from newsmon.shared.kafka import ensure_topics, make_consumer, make_producer
 from newsmon.shared.messages import Article, Classified, decode, encode
 from newsmon.shared.settings import Settings
@@ -229,6 +230,48 @@ def measure_bare(
     )
 
 
+def _engine_us(payloads: list[tuple[bytes, bytes]], budget: float = 2.0) -> float:
+    """CPU microseconds per item of Classifier.classify alone on the classifier's input."""
+    classifier = Classifier.default()
+    articles = [decode(Article, v) for _, v in payloads[:2000]]
+    done, started = 0, time.process_time()
+    while time.process_time() - started < budget:
+        for a in articles:
+            classifier.classify(title=a.title, summary=a.summary, text=a.text)
+        done += len(articles)
+    return (time.process_time() - started) / done * 1e6
+
+
+def _ceiling(bare: StageRun, batched: StageRun, engine_us: float) -> list[str]:
+    left_us = 1e6 / 20_000 - 1e6 / bare.per_cpu_second
+    return [
+        "What aiokafka itself costs per record on this machine, the ceiling of any stage built "
+        "on it: a bare loop in the benchmark process with the classifier's consumer and "
+        "producer settings (newsmon's factories, batch 200, a transaction per batch with its "
+        "offsets) that sends each record's bytes on unchanged, no decoding, no work:",
+        "",
+        "| bare aiokafka consume → produce | items | wall items/s | items per CPU-second "
+        "| peak RSS MB | load (1 min) |",
+        "|---|---:|---:|---:|---:|---|",
+        *(
+            f"| {name} | {r.items:,} | {r.rate:,.0f} | {r.per_cpu_second:,.0f} "
+            f"| {r.peak_rss_mb:,.0f} | {r.load} |"
+            for name, r in (
+                ("one `send()` per record (as shared/pipeline.py)", bare),
+                ("one `send_batch()` per partition (aiokafka's batch API)", batched),
+            )
+        ),
+        "",
+        f"At 20,000 items per CPU-second the classifier has 50 µs of CPU per item; aiokafka "
+        f"alone takes {1e6 / bare.per_cpu_second:,.0f} µs of them, leaving {left_us:,.0f} µs "
+        f"for JSON in and out and classification. `Classifier.classify` alone takes "
+        f"{engine_us:,.0f} µs per item of this input (in this process): the target is "
+        f"bounded by the classifier itself on these items, which are mostly on topic (about 12 "
+        f"lexicon matches each); an item without any match costs far less (no sentence split, "
+        f"no evidence).",
+    ]
+
+
 def _row(name: str, r: StageRun, target: int) -> str:
     verdict = "meets" if r.per_cpu_second >= target else "misses"
     return (
@@ -315,6 +358,8 @@ def run() -> str:
         clf_items, alr_items = classifier_inputs(CLASSIFIER_ITEMS), alerter_inputs(ALERTER_ITEMS)
         clf = measure(bootstrap, "classifier", clf_items)
         alr = measure(bootstrap, "alerter", alr_items)
+        bare = measure_bare(bootstrap, clf_items)
+        bare_batched = measure_bare(bootstrap, clf_items, per_partition=True)
         pairs = [
             (
                 name,
@@ -344,6 +389,8 @@ def run() -> str:
             _row("classifier", clf, 20_000),
             _row("alerter", alr, 5_000),
             "",
+            *_ceiling(bare, bare_batched, _engine_us(clf_items)),
+            "",
             f"Tuning, each change alone on the classifier ({VARIANT_ITEMS:,} items), measured as "
             "a pair back to back (baseline → changed):",
             "",
@@ -361,6 +408,15 @@ def run() -> str:
             "about 2 % of the classifier's CPU in its py-spy profile, too little to carry a "
             "second code path; the alerter-state records (plain dicts, json.dumps before) are "
             "written with orjson.",
+            "",
+            "Classifier changes of issue [10], session 3, each measured end to end as above "
+            "against the commit before it, back to back on one broker (8,000 items, three "
+            "alternating pairs, means; load 5-12): zero-hit items skip the sentence split, "
+            "scan hits as named tuples, one INFO line per batch instead of one per match, "
+            "items_out counted per batch: 3,092 → 3,405 items per CPU-second (1.10x); "
+            "lexicon matching with ahocorasick_rs instead of pyahocorasick (3.7x for the matcher "
+            "alone, Classifier throughput section): 3,204 → 3,414 (1.07x). Verdicts identical "
+            "on the development and multilingual sets after each change.",
         ]
     )
 
