@@ -423,14 +423,9 @@ class Processor:
         generation, started = self._lease.generation, time.monotonic()
         log.info("partitions assigned: becoming the active replica", extra=self._log_extra())
         try:
-            if self._producer is not None:
-                with contextlib.suppress(Exception):
-                    await self._producer.stop()
-                self._producer = None
-            await self._start_producer()
-            if self.state is not None:
-                await self.state.load()
-            await self._seek_to_committed(consumer)
+            # Bounded like any step that waits on the broker: a SIGTERM while it hangs (a
+            # frozen broker, a long state restore) abandons it within the shutdown budget.
+            await self._unless_stopped(self._take_over(consumer))
         except KafkaError as exc:
             log.warning("cannot become active yet: %s", exc, extra=self._log_extra())
             await self._pause()
@@ -447,6 +442,16 @@ class Processor:
             extra={**self._log_extra(), "activation_s": round(took, 3)},
         )
         return True
+
+    async def _take_over(self, consumer: AIOKafkaConsumer) -> None:
+        if self._producer is not None:
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
+            self._producer = None
+        await self._start_producer()
+        if self.state is not None:
+            await self.state.load()
+        await self._seek_to_committed(consumer)
 
     async def _seek_to_committed(self, consumer: AIOKafkaConsumer) -> None:
         for tp in consumer.assignment():

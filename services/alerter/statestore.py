@@ -68,9 +68,9 @@ async def read_state_topic(settings: Settings, topic: str) -> dict[bytes, bytes 
         max_partition_fetch_bytes=STATE_FETCH_BYTES,
         fetch_max_bytes=STATE_FETCH_BYTES,
     )
-    await consumer.start()
     latest: dict[bytes, bytes | None] = {}
     try:
+        await consumer.start()  # inside: a start cut short (SIGTERM, frozen broker) closes too
         tps = [TopicPartition(topic, p) for p in await _partitions(settings, topic)]
         if not tps:
             return latest
