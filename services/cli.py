@@ -196,7 +196,7 @@ async def _tail(
 async def _topic_partitions(settings: Settings, topic: str, *, wait: bool) -> list[int]:
     """The topic's partitions; a topic not created yet is waited for (said once) when
     following, an error otherwise."""
-    from newsmon.fetcher.state import topic_partitions
+    from newsmon.shared.statetopic import topic_partitions
 
     warned = False
     while not (partitions := await topic_partitions(settings, topic)):

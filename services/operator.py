@@ -188,7 +188,7 @@ async def _read_window(
     on_progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> None:
     """Every record of `topic` from `start` up to the topic's end as it is now (or `until`)."""
-    from newsmon.fetcher.state import topic_partitions
+    from newsmon.shared.statetopic import topic_partitions
 
     consumer = AIOKafkaConsumer(
         **client_kwargs(settings),

@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    InvalidReplicationFactorError,
+    KafkaError,
+    NodeNotReadyError,
+    TopicAlreadyExistsError,
+    for_code,
+)
 
+from .backoff import Backoff
 from .lifecycle import sleep_or_stop
 from .settings import Settings
 
 __all__ = [
     "Headers",
     "client_kwargs",
+    "create_topics",
     "ensure_topics",
     "header",
     "make_admin",
@@ -29,6 +36,7 @@ __all__ = [
     "make_producer",
     "max_message_bytes",
     "new_topic",
+    "retry_transient",
     "security_kwargs",
     "wait_for_leaders",
 ]
@@ -147,24 +155,98 @@ def make_consumer(
     )
 
 
-async def ensure_topics(settings: Settings, topics: Sequence[str] | None = None) -> list[str]:
-    """Create the topics that are missing; returns the ones created. Safe to run concurrently."""
+# How long ensure_topics keeps retrying a broker that is not ready to create topics.
+ENSURE_TOPICS_RETRY_S = 60.0
+
+T = TypeVar("T")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """An answer of a broker that is starting, re-registering or electing a controller:
+    aiokafka's retriable errors (NodeNotReady: no broker in the metadata yet; connection lost;
+    request timed out; not the controller), a client-side timeout, and a replication factor
+    larger than the brokers registered so far (KRaft answers that while a broker registers)."""
+    if isinstance(exc, TimeoutError | InvalidReplicationFactorError):
+        return True
+    return isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))
+
+
+async def retry_transient(attempt: Callable[[], Awaitable[T]], *, what: str, bound_s: float) -> T:
+    """`attempt()`, again after a pause (shared/backoff.py, 0.5 s doubling to 5 s) while it
+    fails with a transient answer (`is_transient`), for at most `bound_s`; then its error.
+    One WARNING line on the first failure and one INFO line if a retry then succeeds."""
+    deadline = time.monotonic() + bound_s
+    retry = Backoff(first_s=0.5, cap_s=5.0)
+    never = asyncio.Event()  # no stop event here: the bound ends the wait
+    failures = 0
+    while True:
+        try:
+            result = await attempt()
+        except Exception as exc:
+            if not is_transient(exc) or time.monotonic() + retry.delay_s > deadline:
+                raise
+            if not failures:
+                log.warning(
+                    "cannot %s yet, the broker is not ready (%s: %s); retrying for up to %.0fs",
+                    what,
+                    type(exc).__name__,
+                    exc,
+                    bound_s,
+                )
+            failures += 1
+            await retry.pause(never)
+            continue
+        if failures:
+            log.info("could %s after %d failed attempts", what, failures)
+        return result
+
+
+async def ensure_topics(
+    settings: Settings,
+    topics: Sequence[str] | None = None,
+    *,
+    retry_s: float = ENSURE_TOPICS_RETRY_S,
+) -> list[str]:
+    """Create the topics that are missing; returns the ones created. Safe to run concurrently.
+    A broker that is not ready yet (re-registering after a restart) is retried for `retry_s`."""
     wanted = list(topics or settings.topics.all())
+    return await retry_transient(
+        lambda: _create_missing(settings, wanted), what="create topics", bound_s=retry_s
+    )
+
+
+async def _create_missing(settings: Settings, wanted: Sequence[str]) -> list[str]:
     admin = make_admin(settings)
-    await admin.start()
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         missing = [t for t in wanted if t not in existing]
         if not missing:
             return []
         new = [new_topic(settings, t, settings.topic_partitions) for t in missing]
-        # Another service may create them between our list and create: that is fine.
-        with contextlib.suppress(TopicAlreadyExistsError):
-            await admin.create_topics(new)
+        await create_topics(admin, new)
         log.info("created topics", extra={"topics": missing})
         return missing
     finally:
         await admin.close()
+
+
+async def create_topics(admin: AIOKafkaAdminClient, topics: Sequence[NewTopic]) -> None:
+    """CreateTopics, its per-topic errors raised (aiokafka returns them in the response); a
+    topic that exists already is fine (another service may create it between list and
+    create)."""
+    try:
+        response = await admin.create_topics(list(topics))
+    except AttributeError as exc:
+        # aiokafka 0.14 `_send_to_controller` reads `cluster.controller.nodeId` even when the
+        # metadata names no controller (a broker re-registering): say it as what it is.
+        raise NodeNotReadyError("no controller in the cluster metadata yet") from exc
+    except TopicAlreadyExistsError:
+        return
+    for name, code, *rest in response.topic_errors:
+        if code not in (0, TopicAlreadyExistsError.errno):
+            error = for_code(code)
+            raise error(f"{name}: {rest[0] if rest and rest[0] else error.__name__}")
 
 
 # How often wait_for_leaders tries again to create topics that stay missing.

@@ -40,6 +40,11 @@ class Topics:
         # The feed list (compacted, key = feed name): created by the fetcher with its own
         # partition count (feeds_topic_partitions), so not among the pipeline topics below.
         self.feeds = f"{prefix}.feeds.v1"
+        # State topics (compacted, one writer each; shared/statetopic.py): created by their
+        # service with their own settings, so not among the pipeline topics below either.
+        self.fetcher_state = f"{prefix}.fetcher-state.v1"
+        self.alerter_state = f"{prefix}.alerter-state.v1"
+        self.notifier_state = f"{prefix}.notifier-state.v1"
 
     def all(self) -> tuple[str, ...]:
         return (self.articles, self.classified, self.alerts, self.dlq)

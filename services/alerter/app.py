@@ -32,11 +32,11 @@ from newsmon.shared.messages import Classified, decode, encode, fit_alert, utc_n
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.pipeline import Output, Processor, Record
 from newsmon.shared.settings import Settings
+from newsmon.shared.statetopic import StateTopic, ensure_state_topic, read_latest
 
 from .alerts import alert_from, alert_headers, alert_id_of, story_id_of
 from .grouping import Pending, StoryBook, StoryState, story_from_json, story_to_json
 from .routes import Route, RouteInput, load_routes, route, routed_topics
-from .statestore import ensure_state_topic, read_state_topic
 
 __all__ = ["AlertTransform", "StoryGroups", "run", "state_topic"]
 
@@ -44,12 +44,22 @@ log = logging.getLogger("newsmon.alerter")
 
 
 def state_topic(settings: Settings) -> str:
-    return f"{settings.topic_prefix}.alerter-state.v1"
+    return settings.topics.alerter_state
 
 
 def state_retention_ms(settings: Settings) -> int:
     """Three windows, at least a week: a story is updated at most one window after it began."""
     return int(max(3 * settings.alert_group_window_s, 7 * 86400) * 1000)
+
+
+def alerter_state_topic(settings: Settings) -> StateTopic:
+    """Compacted and time-limited (stories past every window go); written in the alerter's
+    transactions (with the alerts and offsets) unless transactions are turned off."""
+    return StateTopic(
+        settings.topics.alerter_state,
+        transactional=settings.kafka_transactions,
+        retention_ms=state_retention_ms(settings),
+    )
 
 
 class StoryGroups:
@@ -78,8 +88,8 @@ class StoryGroups:
             threshold=self.settings.alert_group_threshold,
         )
         self.aborted()
-        topic = state_topic(self.settings)
-        records = await read_state_topic(self.settings, topic)
+        topic = alerter_state_topic(self.settings)
+        records = await read_latest(self.settings, topic)
         stories: list[StoryState] = []
         for key, value in records.items():
             if value is None:
@@ -91,7 +101,7 @@ class StoryGroups:
         stories.sort(key=lambda s: s.first_fetched)
         self.book.apply(stories)
         self.metrics.alert_stories.set(len(self.book))
-        log.info("rebuilt %d stories from %s", len(self.book), topic)
+        log.info("rebuilt %d stories from %s", len(self.book), topic.name)
 
     def stage(
         self,
@@ -230,7 +240,7 @@ async def create_alerter_topics(settings: Settings, topics: Sequence[str]) -> No
     if plain:
         await ensure_topics(settings, plain)
     if state in topics:
-        await ensure_state_topic(settings, state, retention_ms=state_retention_ms(settings))
+        await ensure_state_topic(settings, alerter_state_topic(settings))
 
 
 async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from newsmon.shared.messages import Alert
+from newsmon.shared.settings import Topics
 
 __all__ = [
     "DEFAULT_ROUTES",
@@ -114,7 +115,7 @@ DEFAULT_ROUTES: Final[tuple[Route, ...]] = (
 
 def route(item: RouteInput, routes: Sequence[Route], *, prefix: str) -> list[tuple[str, str]]:
     """(topic, why) for every topic the alert goes to: the main topic first, no topic twice."""
-    chosen: dict[str, str] = {f"{prefix}.alerts.v1": MAIN_ROUTE}
+    chosen: dict[str, str] = {Topics(prefix).alerts: MAIN_ROUTE}
     for rule in routes:
         if rule.matches(item):
             chosen.setdefault(rule.topic_for(prefix), rule.label())
@@ -123,7 +124,7 @@ def route(item: RouteInput, routes: Sequence[Route], *, prefix: str) -> list[tup
 
 def routed_topics(routes: Iterable[Route], *, prefix: str) -> list[str]:
     """Every topic the rules can send to (created at start-up), main topic first."""
-    topics = dict.fromkeys([f"{prefix}.alerts.v1", *(r.topic_for(prefix) for r in routes)])
+    topics = dict.fromkeys([Topics(prefix).alerts, *(r.topic_for(prefix) for r in routes)])
     return list(topics)
 
 

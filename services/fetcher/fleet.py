@@ -42,17 +42,16 @@ from newsmon.shared.lifecycle import sleep_or_stop
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.services import consumer_group
 from newsmon.shared.settings import Settings
+from newsmon.shared.statetopic import (
+    StateTopic,
+    ensure_state_topic,
+    read_to_end,
+    topic_partitions,
+    write_many,
+)
 
 from .feeds import FeedConfig, FeedRecord
-from .state import (
-    FeedState,
-    SeenIds,
-    ensure_compacted_topic,
-    load_states,
-    read_to_end,
-    remember_article,
-    topic_partitions,
-)
+from .state import FeedState, SeenIds, load_states, remember_article
 
 __all__ = [
     "ArticlesTail",
@@ -83,8 +82,13 @@ def fetcher_group(settings: Settings) -> str:
 # --- the feeds topic ---------------------------------------------------------------------------
 
 
+def feeds_topic(settings: Settings) -> StateTopic:
+    """Compacted, no time limit, plain writes; partitioned so replicas can share the feeds."""
+    return StateTopic(settings.topics.feeds, partitions=settings.feeds_topic_partitions)
+
+
 async def ensure_feeds_topic(settings: Settings) -> None:
-    await ensure_compacted_topic(settings, settings.topics.feeds, settings.feeds_topic_partitions)
+    await ensure_state_topic(settings, feeds_topic(settings))
 
 
 async def read_feeds(settings: Settings) -> dict[str, FeedRecord]:
@@ -102,7 +106,7 @@ async def read_feeds(settings: Settings) -> dict[str, FeedRecord]:
         if record is not None:
             records[name] = record
 
-    await read_to_end(settings, settings.topics.feeds, take)
+    await read_to_end(settings, feeds_topic(settings), take)
     return records
 
 
@@ -115,11 +119,11 @@ async def write_feeds(
     producer = make_producer(settings, client_id=f"newsmon-feeds.{settings.instance_id}")
     await producer.start()
     try:
-        topic = settings.topics.feeds
-        sent = [await producer.send(topic, r.to_json(), key=r.feed.name.encode()) for r in upserts]
-        sent += [await producer.send(topic, None, key=name.encode()) for name in removals]
-        await asyncio.gather(*sent)
-        return len(sent)
+        records: list[tuple[str | bytes, bytes | None]] = [
+            (r.feed.name, r.to_json()) for r in upserts
+        ]
+        records += [(name, None) for name in removals]
+        return await write_many(producer, feeds_topic(settings), records)
     finally:
         await producer.stop()
 

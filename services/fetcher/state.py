@@ -3,7 +3,8 @@
 * Per-feed state (validators, body hash, adaptive interval, next poll time, error streak) is
   a compacted topic `<prefix>.fetcher-state.v1` (cleanup.policy=compact), key = feed name,
   value = FeedState JSON; the latest value per key wins, so the topic stays about one record
-  per feed. Read to its end at start, written after every poll.
+  per feed. Read to its end at start, written after every poll (both with the one store on
+  compacted topics, shared/statetopic.py).
 * Seen article ids are rebuilt from the articles topic itself (keys are article ids, values
   carry the canonical URL), so dedup holds across restarts and across feeds.
 
@@ -19,15 +20,16 @@ import hashlib
 import json
 import logging
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
-from newsmon.shared.kafka import client_kwargs, make_admin, new_topic, stop_consumer
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from newsmon.shared import statetopic
 from newsmon.shared.messages import Article, encode, stable_id
 from newsmon.shared.settings import Settings
+from newsmon.shared.statetopic import StateTopic, read_to_end, write
 
 from .http import Validators
 
@@ -36,14 +38,12 @@ __all__ = [
     "KafkaSink",
     "PublishError",
     "SeenIds",
-    "ensure_compacted_topic",
     "ensure_state_topic",
+    "fetcher_state_topic",
     "load_seen_ids",
     "load_states",
-    "read_to_end",
     "remember_article",
     "state_topic",
-    "topic_partitions",
     "url_key",
 ]
 
@@ -53,7 +53,13 @@ STATE_SCHEMA = "newsmon.fetcher-state.v1"
 
 
 def state_topic(settings: Settings) -> str:
-    return f"{settings.topic_prefix}.fetcher-state.v1"
+    return settings.topics.fetcher_state
+
+
+def fetcher_state_topic(settings: Settings) -> StateTopic:
+    """Compacted, no time limit (a feed polled rarely keeps its state); plain acks=all
+    writes. A few hundred small records: one partition keeps reading it trivial."""
+    return StateTopic(settings.topics.fetcher_state)
 
 
 def url_key(url: str) -> str:
@@ -201,87 +207,7 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
 
 
 async def ensure_state_topic(settings: Settings) -> None:
-    # A few hundred small records: one partition keeps reading it trivial.
-    await ensure_compacted_topic(settings, state_topic(settings), 1)
-
-
-async def ensure_compacted_topic(settings: Settings, topic: str, partitions: int) -> None:
-    """Create `topic` (cleanup.policy=compact: the latest value per key is kept) if missing."""
-    admin = make_admin(settings, client_id="newsmon-fetcher-admin")
-    await admin.start()
-    try:
-        if topic in set(await admin.list_topics()):
-            return
-        new = new_topic(settings, topic, partitions, {"cleanup.policy": "compact"})
-        with contextlib.suppress(TopicAlreadyExistsError):
-            await admin.create_topics([new])
-        log.info("created topic %s (compacted)", topic)
-    finally:
-        await admin.close()
-
-
-async def topic_partitions(settings: Settings, topic: str) -> list[int]:
-    """The partitions of `topic` ([] when it does not exist). Asked of the broker directly:
-    a consumer's cached metadata can show a topic created moments ago with no partitions yet
-    (leader not elected), which would silently skip its records."""
-    admin = make_admin(settings, client_id="newsmon-fetcher-admin")
-    await admin.start()
-    try:
-        for _ in range(100):
-            [described] = await admin.describe_topics([topic])
-            if described["error_code"] == 3:  # UNKNOWN_TOPIC_OR_PARTITION: nothing to read
-                return []
-            found = [p["partition"] for p in described["partitions"] if p["error_code"] == 0]
-            if described["error_code"] == 0 and found:
-                return sorted(found)
-            await asyncio.sleep(0.1)  # leader election after creation
-        raise KafkaError(f"topic {topic} has no readable partitions")
-    finally:
-        await admin.close()
-
-
-async def read_to_end(
-    settings: Settings, topic: str, on_record: Callable[[bytes | None, bytes | None], None]
-) -> dict[int, int]:
-    """Hand every record of `topic` (key, value) to `on_record`, from the beginning to the end
-    it had when the read began; returns that end offset of each partition."""
-    partitions = await topic_partitions(settings, topic)
-    consumer = AIOKafkaConsumer(
-        **client_kwargs(settings),
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        client_id="newsmon-fetcher-state",
-    )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in partitions]
-        if not tps:
-            return {}
-        consumer.assign(tps)
-        # Seek first, then ask for the ends: the other order (aiokafka 0.13, Kafka 4.1) left
-        # the consumer at the end offsets without returning a record (test_fetcher_state.py).
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        # Done with a partition once the record at offset end-1 was handed to us. (Not by
-        # position(): aiokafka may report the position of records it fetched but getmany has
-        # not returned yet.) The active segment is never compacted, so that record exists.
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        idle_rounds = 0
-        while remaining and idle_rounds < 30:
-            batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=5000)
-            idle_rounds = 0 if batch else idle_rounds + 1
-            for tp, records in batch.items():
-                for record in records:
-                    on_record(record.key, record.value)
-                if records and records[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
-        if remaining:
-            log.warning(
-                "stopped reading %s before its end (%s)", topic, sorted(map(str, remaining))
-            )
-        return {tp.partition: end for tp, end in ends.items()}
-    finally:
-        await stop_consumer(consumer)
+    await statetopic.ensure_state_topic(settings, fetcher_state_topic(settings))
 
 
 async def load_states(
@@ -302,7 +228,7 @@ async def load_states(
         else:
             latest[name] = value
 
-    await read_to_end(settings, state_topic(settings), take)
+    await read_to_end(settings, fetcher_state_topic(settings), take)
     states: dict[str, FeedState] = {}
     for name, value in latest.items():
         try:
@@ -353,7 +279,7 @@ class KafkaSink:
     def __init__(self, settings: Settings, producer: AIOKafkaProducer) -> None:
         self.producer = producer
         self.articles_topic = settings.topics.articles
-        self.state_topic = state_topic(settings)
+        self.state_topic = fetcher_state_topic(settings)
 
     async def publish(self, articles: list[Article]) -> None:
         """Send all, wait for every acknowledgement; PublishError names the acknowledged ones
@@ -379,4 +305,4 @@ class KafkaSink:
             raise PublishError(acked, failure)
 
     async def save_state(self, feed: str, state: FeedState) -> None:
-        await self.producer.send_and_wait(self.state_topic, state.to_json(), key=feed.encode())
+        await write(self.producer, self.state_topic, feed, state.to_json())

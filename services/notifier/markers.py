@@ -12,15 +12,16 @@ import json
 import logging
 
 from aiokafka import AIOKafkaProducer
-from newsmon.alerter.statestore import ensure_state_topic, read_state_topic
 from newsmon.shared.messages import Alert, utc_now
 from newsmon.shared.settings import Settings
+from newsmon.shared.statetopic import StateTopic, ensure_state_topic, read_latest, write
 
 __all__ = [
     "MARKER_RETENTION_MS",
     "DeliveryMarkers",
     "delivery_key",
     "ensure_marker_topic",
+    "marker_topic",
     "notifier_state_topic",
 ]
 
@@ -32,7 +33,12 @@ MARKER_RETENTION_MS = 30 * 86400 * 1000
 
 
 def notifier_state_topic(settings: Settings) -> str:
-    return f"{settings.topic_prefix}.notifier-state.v1"
+    return settings.topics.notifier_state
+
+
+def marker_topic(settings: Settings) -> StateTopic:
+    """Compacted and time-limited; plain acks=all writes (not transactional)."""
+    return StateTopic(settings.topics.notifier_state, retention_ms=MARKER_RETENTION_MS)
 
 
 def delivery_key(alert: Alert, label: str) -> str:
@@ -41,9 +47,7 @@ def delivery_key(alert: Alert, label: str) -> str:
 
 async def ensure_marker_topic(settings: Settings) -> None:
     """Create the compacted marker topic if it is missing."""
-    await ensure_state_topic(
-        settings, notifier_state_topic(settings), retention_ms=MARKER_RETENTION_MS
-    )
+    await ensure_state_topic(settings, marker_topic(settings))
 
 
 class DeliveryMarkers:
@@ -52,7 +56,7 @@ class DeliveryMarkers:
     def __init__(self, settings: Settings, producer: AIOKafkaProducer) -> None:
         self.settings = settings
         self.producer = producer
-        self.topic = notifier_state_topic(settings)
+        self.topic = marker_topic(settings)
         self.delivered: set[str] = set()
         # Delivered (Slack said 2xx) but the marker is not acknowledged yet: written again
         # before the alert's offset is committed.
@@ -60,7 +64,7 @@ class DeliveryMarkers:
 
     async def load(self) -> None:
         """Markers written by any replica, so far."""
-        records = await read_state_topic(self.settings, self.topic)
+        records = await read_latest(self.settings, self.topic)
         self.delivered |= {key.decode("utf-8", "replace") for key, v in records.items() if v}
         log.info("%d delivered alert messages remembered", len(self.delivered))
 
@@ -88,5 +92,5 @@ class DeliveryMarkers:
     async def write(self, key: str) -> None:
         """Write the marker of `key` (raises KafkaError when not acknowledged: kept for a
         later `write`)."""
-        await self.producer.send_and_wait(self.topic, self._unmarked[key], key=key.encode())
+        await write(self.producer, self.topic, key, self._unmarked[key])
         del self._unmarked[key]

@@ -29,13 +29,14 @@ import uvicorn
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from jinja2 import Environment, PackageLoader, select_autoescape
-from newsmon.fetcher.state import FeedState, state_topic, topic_partitions
+from newsmon.fetcher.state import FeedState, state_topic
 from newsmon.shared.errors import ConfigError
 from newsmon.shared.kafka import client_kwargs, stop_consumer
 from newsmon.shared.lifecycle import sleep_or_stop
 from newsmon.shared.messages import Alert, MessageDecodeError, decode
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
+from newsmon.shared.statetopic import topic_partitions
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
 from starlette.requests import Request
