@@ -5,7 +5,6 @@ Pure: text in, verdict out. The only I/O is reading the packaged lexicon and wei
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import hashlib
 import json
@@ -23,7 +22,7 @@ from newsmon.classifier.lexicon import (
     load_lexicon,
 )
 from newsmon.classifier.normalize import Folded, fold, sentence_spans
-from newsmon.shared.messages import Evidence, Term
+from newsmon.shared.messages import Evidence
 
 __all__ = [
     "FEATURES",
@@ -112,19 +111,30 @@ def _field_sentences(
     spans = sentence_spans(text)
     if not hits:
         return [], len(spans)
-    starts = [start for start, _ in spans]
-    found: dict[int, _Sentence] = {}
+    origin = folded.origin  # None: folding kept every offset (the common case)
+    found: list[_Sentence] = []
+    sentence: _Sentence | None = None
+    index, last = 0, len(spans) - 1
+    # The scan returns hits ordered by start, and folding keeps the order: one walk over the
+    # sentences finds each hit's (the last one starting at or before the hit).
     for hit in hits:
-        start, end = folded.to_original(hit.start), folded.to_original(hit.end)
-        index = bisect.bisect_right(starts, start) - 1
-        if index < 0 or start >= spans[index][1]:
-            continue
-        sentence = found.get(index)
-        if sentence is None:
-            sentence = found[index] = _Sentence(name, *spans[index])
-        sentence.hits.append(Hit(start, min(end, sentence.end), hit.category))
-        sentence.categories.add(hit.category)
-    return [found[index] for index in sorted(found)], len(spans)
+        start, end, category = hit
+        if origin is not None:
+            start, end = origin[start], origin[end]
+            hit = Hit(start, end, category)
+        while index < last and spans[index + 1][0] <= start:
+            index += 1
+        sentence_start, sentence_end = spans[index]
+        if not sentence_start <= start < sentence_end:
+            continue  # between sentences (or before the first)
+        if sentence is None or sentence.start != sentence_start:
+            sentence = _Sentence(name, sentence_start, sentence_end)
+            found.append(sentence)
+        if end > sentence_end:
+            hit = Hit(start, sentence_end, category)
+        sentence.hits.append(hit)
+        sentence.categories.add(category)
+    return found, len(spans)
 
 
 def _analyse(lexicon: Lexicon, title: str, summary: str, text: str) -> tuple[list[_Sentence], int]:
@@ -248,19 +258,23 @@ def _span(hit: Hit) -> tuple[int, int]:
 
 def _to_evidence(s: _Sentence, texts: Mapping[str, str]) -> Evidence:
     source = texts[s.field]
-    return Evidence(
-        field=s.field,
-        sentence=source[s.start : s.end],
-        start=s.start,
-        terms=tuple(
-            Term(
-                term=source[h.start : h.end],
-                category=h.category,
-                start=h.start - s.start,
-                end=h.end - s.start,
-            )
-            for h in sorted(s.hits, key=_span)
-        ),
+    # Validated in one pydantic-core call, terms included: building each Term on its own
+    # costs a Python-level __init__ per term.
+    return Evidence.model_validate(
+        {
+            "field": s.field,
+            "sentence": source[s.start : s.end],
+            "start": s.start,
+            "terms": [
+                {
+                    "term": source[start:end],
+                    "category": category,
+                    "start": start - s.start,
+                    "end": end - s.start,
+                }
+                for start, end, category in sorted(s.hits, key=_span)
+            ],
+        }
     )
 
 
