@@ -18,7 +18,8 @@ pushes take too) → plan the next poll (schedule.py) → save the feed's state 
 state topic. A failure logs one line naming the feed and the reason, is counted by its kind
 (failures.py), and backs off; a feed is never given up on. A publish
 that fails keeps its parse: the next poll of the feed publishes the same articles (same ids)
-again before it fetches anything, and only then saves the validators and body hash.
+again before it fetches anything, and only then saves the validators and body hash. A failed
+publish is not the feed's failure: it does not grow the feed's error back-off.
 """
 
 from __future__ import annotations
@@ -133,6 +134,8 @@ class Fetcher:
         self.unpublished: dict[str, Unpublished] = {}
         # Per feed: fingerprints of the items of its last fully published parse (items.py).
         self.memos: dict[str, Memo] = {}
+        # When publishing started failing (monotonic), None while it works: one log line each.
+        self.publish_failing_since: float | None = None
 
     async def poll_forever(self, feed: FeedConfig, state: FeedState, stop: asyncio.Event) -> None:
         bounds = bounds_for(feed, self.settings)
@@ -174,7 +177,10 @@ class Fetcher:
                 # task: the TaskGroup of run() would then stop every feed. Logged with its
                 # traceback.
                 log.exception("feed %s: unexpected error in a poll", feed.name)
-            outcome = self._failed(feed, state, failure)
+            if failure.kind is FailureKind.KAFKA:
+                outcome = self._publish_failed(feed, state, failure)
+            else:
+                outcome = self._failed(feed, state, failure)
         else:
             state.error_streak = 0
             state.last_success_at = self.clock()
@@ -203,6 +209,9 @@ class Fetcher:
             await self.sink.save_state(feed.name, state)
         except Exception as exc:  # KafkaError, or anything else: the feed is polled again
             log.warning("feed %s: could not save its state: %s", feed.name, exc)
+        else:
+            if failure is None or failure.kind is not FailureKind.KAFKA:
+                self._publish_recovered()  # the broker acknowledged this state record
         return delay
 
     @contextlib.asynccontextmanager
@@ -359,6 +368,35 @@ class Fetcher:
         state.interval_s = kept.interval_s
         self._remember_items(feed, kept.memo)
         return "ok"
+
+    def _publish_failed(self, feed: FeedConfig, state: FeedState, failure: Failure) -> str:
+        """Count a poll whose publish failed. Not the feed's failure (it answered; the broker
+        did not), so its error back-off does not grow: the kept parse is published at the
+        feed's next regular poll, and while the broker is slow or down the work slots hold the
+        polls back. Backing feeds off here would leave them unpolled for up to
+        NEWSMON_FETCH_BACKOFF_MAX_S after the broker is back. One line per outage, not per
+        feed (`_publish_recovered` says when it ends)."""
+        state.error_streak = 0
+        self.metrics.feed_fetches.labels(feed.name, failure.kind).inc()
+        self.metrics.feed_error_streak.labels(feed.name).set(0)
+        self.metrics.errors.labels("fetcher", failure.kind).inc()
+        if self.publish_failing_since is None:
+            self.publish_failing_since = time.monotonic()
+            log.warning(
+                "feed %s: %s; parses are kept and published first at each feed's next poll "
+                "(one line when publishing works again)",
+                feed.name,
+                failure.reason,
+                extra={"feed": feed.name, "kind": failure.kind},
+            )
+        else:
+            log.debug("feed %s: %s", feed.name, failure.reason)
+        return failure.kind
+
+    def _publish_recovered(self) -> None:
+        since, self.publish_failing_since = self.publish_failing_since, None
+        if since is not None:
+            log.info("publishing to Kafka again after %.0fs of failures", time.monotonic() - since)
 
     def _failed(self, feed: FeedConfig, state: FeedState, failure: Failure) -> str:
         """Count and log a failed poll; returns its outcome (the failure's kind)."""

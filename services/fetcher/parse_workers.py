@@ -10,7 +10,10 @@ measures both).
 Workers are started by a forkserver (not fork: the fetcher has threads and sockets open), so
 each imports only the parsing modules. A worker that dies (killed, out of memory) breaks the
 pool: the parse in flight fails as a FeedParseError, counted like any parse failure and retried
-at the feed's next poll, and the next parse starts a fresh pool.
+at the feed's next poll, and the next parse starts a fresh pool. A fetcher that dies without
+closing the pool (kill -9, out of memory) takes its workers with it: each one watches the
+fetcher's process (`_exit_with`) and exits when it is gone, instead of living on as an orphan
+(the pool's queues keep a worker blocked forever: it holds both ends of its own pipe).
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ import asyncio
 import functools
 import multiprocessing
 import os
+import select
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
@@ -41,6 +47,37 @@ def parse_workers(setting: int | Literal["auto"]) -> int:
     return cores if cores and cores > 1 else 0
 
 
+def _exit_with(parent: int) -> None:
+    """Worker initializer: exit this process as soon as process `parent` ends.
+
+    A daemon thread waits on a pidfd of `parent` (Linux 5.3+: readable once it has exited,
+    reaped or not); elsewhere it checks every second. The worker is a child of the
+    forkserver, not of the fetcher, so PR_SET_PDEATHSIG or os.getppid() would watch the
+    wrong process."""
+    threading.Thread(target=_watch, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _watch(parent: int) -> None:
+    try:
+        pidfd = os.pidfd_open(parent)
+    except (AttributeError, OSError):  # not Linux, an old kernel, or already gone
+        while _alive(parent):
+            time.sleep(1.0)
+    else:
+        select.select([pidfd], [], [])
+    os._exit(0)  # the fetcher is gone: nobody will ever read what this worker parses
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else (pid reused): not our fetcher
+        return False
+    return True
+
+
 class FeedParser:
     """Runs parse_feed off the event loop: in a thread (`workers == 0`) or in `workers`
     processes, started on first use. Close it when done (`close`, or `with`)."""
@@ -55,7 +92,10 @@ class FeedParser:
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("forkserver")
+                self.workers,
+                mp_context=multiprocessing.get_context("forkserver"),
+                initializer=_exit_with,
+                initargs=(os.getpid(),),
             )
         return self._pool
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -111,6 +112,41 @@ async def test_a_feed_failing_for_an_hour_backs_off_then_recovers_on_its_own() -
     last = sample("newsmon_feed_last_fetch_duration_seconds", {"feed": "f1"})
     assert last is not None
     assert 0 <= last < 5
+
+
+async def test_a_broker_down_for_an_hour_does_not_back_the_feeds_off(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from aiokafka.errors import KafkaConnectionError
+
+    clock, metrics = FakeClock(), Metrics()
+    back_at = T0 + 3600
+
+    class DownSink(ListSink):
+        async def publish(self, articles: list[Article]) -> None:
+            if clock.now < back_at:
+                raise KafkaConnectionError("broker down")
+            await super().publish(articles)
+
+    sink = DownSink()
+    fetcher = _fetcher(lambda _: httpx.Response(200, content=_body(T0)), clock, sink, metrics)
+    state = FeedState(url=FEED.url)
+    delays: list[float] = []
+    with caplog.at_level("INFO", logger="newsmon.fetcher"):
+        while clock.now < back_at:
+            delays.append(await fetcher.poll_once(FEED, state))
+            clock.now += delays[-1]
+        await fetcher.poll_once(FEED, state)  # the first poll after the broker is back
+    assert len(delays) >= 10
+    assert max(delays) <= 300 * 1.1, "the poll interval, never an error back-off"
+    assert state.error_streak == 0
+    assert [a.title for a in sink.articles] == ["Story 0", "Story 1", "Story 2"]
+    assert metrics.registry.get_sample_value(
+        "newsmon_feed_fetches_total", {"feed": "f1", "outcome": "kafka"}
+    ) == len(delays)
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert sum("could not publish to Kafka" in line for line in lines) == 1, lines
+    assert sum("publishing to Kafka again" in line for line in lines) == 1, lines
 
 
 async def test_naps_end_on_time_or_when_stop_is_set() -> None:
