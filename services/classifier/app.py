@@ -45,7 +45,7 @@ class VerdictCounts:
         items, matches = self._verdicts.total(), self._verdicts["true"]
         # One line per committed batch, not one per match: under a backlog the line per match
         # was about 5 % of the service's CPU (py-spy, issue [10]). Each item is logged at
-        # DEBUG; each matching story gets its INFO line from the alerter.
+        # DEBUG; the classified topic is the record of each verdict.
         if items and log.isEnabledFor(level := logging.INFO if matches else logging.DEBUG):
             log.log(
                 level,

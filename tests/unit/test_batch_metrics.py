@@ -3,9 +3,11 @@ after a failed publish (its transform runs again) is not counted twice."""
 
 from __future__ import annotations
 
+import logging
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from newsmon.alerter.app import AlertTransform, StoryGroups, state_topic
 from newsmon.alerter.grouping import story_from_json
 from newsmon.classifier.app import ClassifyTransform
@@ -74,3 +76,17 @@ def test_a_story_raised_twice_in_a_batch_writes_one_state_record() -> None:
     assert story_from_json(state.value).revision == 2
     groups.committed()
     assert groups.state_outputs() == []
+
+
+def test_classifier_logs_one_info_line_per_batch_with_a_match(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    transform = ClassifyTransform(SETTINGS, Metrics(), Classifier.default())
+    match = _record(encode(classified().article))
+    with caplog.at_level(logging.DEBUG, logger="newsmon.classifier"):
+        for _ in range(3):
+            transform(match)
+        transform.counts.committed()
+    info = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert info == ["classified 3 items, 3 matched"]
+    assert sum(r.levelno == logging.DEBUG for r in caplog.records) == 3  # one per verdict
