@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import heapq
 import itertools
 import random
 import re
@@ -169,17 +170,25 @@ def jaccard_estimate(a: Sequence[int], b: Sequence[int]) -> float:
     return sum(1 for x, y in zip(a, b, strict=True) if x == y) / NUM_PERM
 
 
-BandKey = tuple[int, tuple[int, ...]]  # (signature version * BANDS + band, the band's rows)
+# One int per band: (signature version * BANDS + band) above the band's ROWS 32-bit rows. An int
+# instead of a (band, rows) tuple of tuples: about a third of the memory per key.
+BandKey = int
+_ROW_BITS: Final = 32
+_BAND_SHIFT: Final = ROWS * _ROW_BITS
 
 
 @functools.lru_cache(maxsize=4096)
 def _bands(signature: tuple[int, ...], version: int) -> tuple[BandKey, ...]:
     """The LSH keys of a signature. Cached: a story's keys are looked up when its first copy
     is assigned, then again when it is staged and committed."""
-    rows = iter(signature)
     first = version * BANDS
-    # zip of one iterator ROWS times cuts the signature into consecutive ROWS-tuples.
-    return tuple(enumerate(zip(*([rows] * ROWS), strict=True), start=first))
+    keys = []
+    for band in range(BANDS):
+        key = first + band
+        for row in signature[band * ROWS : (band + 1) * ROWS]:
+            key = (key << _ROW_BITS) | row
+        keys.append(key)
+    return tuple(keys)
 
 
 def signature_hex(signature: Sequence[int]) -> str:
@@ -226,7 +235,9 @@ class _Stories:
 
     stories: dict[str, StoryState] = field(default_factory=dict)
     by_article: dict[str, str] = field(default_factory=dict)
-    index: dict[BandKey, set[str]] = field(default_factory=dict)
+    # Most keys belong to one story: that story's id itself, a set only once a key is shared
+    # (an empty set costs about 200 bytes, and a story has BANDS keys).
+    index: dict[BandKey, str | set[str]] = field(default_factory=dict)
     legacy: int = 0
 
     def __len__(self) -> int:
@@ -235,8 +246,15 @@ class _Stories:
     def put(self, story: StoryState) -> None:
         old = self.stories.get(story.story_id)
         if old is None:
+            story_id = story.story_id
             for key in _bands(story.signature, story.signature_version):
-                self.index.setdefault(key, set()).add(story.story_id)
+                ids = self.index.get(key)
+                if ids is None or ids == story_id:
+                    self.index[key] = story_id
+                elif isinstance(ids, str):
+                    self.index[key] = {ids, story_id}
+                else:
+                    ids.add(story_id)
             self.legacy += story.signature_version == 1
         self.stories[story.story_id] = story
         for source in story.sources:
@@ -247,10 +265,12 @@ class _Stories:
         self.legacy -= story.signature_version == 1
         for key in _bands(story.signature, story.signature_version):
             ids = self.index.get(key)
-            if ids is not None:
+            if ids == story_id:
+                del self.index[key]
+            elif isinstance(ids, set):
                 ids.discard(story_id)
-                if not ids:
-                    del self.index[key]
+                if len(ids) == 1:
+                    self.index[key] = ids.pop()
         for source in story.sources:
             if self.by_article.get(source.article_id) == story_id:
                 del self.by_article[source.article_id]
@@ -260,7 +280,9 @@ class _Stories:
         for version, sig in signatures.items():
             for key in _bands(sig, version):
                 ids = self.index.get(key)
-                if ids:
+                if isinstance(ids, str):
+                    found.add(ids)
+                elif ids:
                     found |= ids
         return found
 
@@ -286,6 +308,9 @@ class StoryBook:
     threshold: float
     _live: _Stories = field(default_factory=_Stories)
     _latest: datetime | None = None
+    # (first_fetched, story id) of every live story, a min-heap: expiry pops the old ones
+    # instead of scanning the whole book after every batch.
+    _starts: list[tuple[datetime, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self._live)
@@ -371,6 +396,8 @@ class StoryBook:
     def apply(self, stories: Iterable[StoryState]) -> list[str]:
         """Record committed story states; returns the ids of stories that fell out of the window."""
         for story in stories:
+            if story.story_id not in self._live.stories:
+                heapq.heappush(self._starts, (story.first_fetched, story.story_id))
             self._live.put(story)
             if self._latest is None or story.first_fetched > self._latest:
                 self._latest = story.first_fetched
@@ -382,9 +409,12 @@ class StoryBook:
         if self._latest is None:
             return []
         horizon = self._latest - self.window
-        gone = [sid for sid, s in self._live.stories.items() if s.first_fetched < horizon]
-        for story_id in gone:
-            self._live.drop(story_id)
+        gone = []
+        while self._starts and self._starts[0][0] < horizon:
+            _, story_id = heapq.heappop(self._starts)
+            if story_id in self._live.stories:
+                self._live.drop(story_id)
+                gone.append(story_id)
         return gone
 
 
