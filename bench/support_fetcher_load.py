@@ -374,15 +374,21 @@ async def through_kafka(
     broker_pid: int | None,
     warmup: float,
     seconds: float,
+    interval: float = 0.0,
 ) -> dict[str, Any]:
     """The fetcher as app.run builds it (NEWSMON_FETCH_PARSE_WORKERS from the environment,
-    default settings otherwise), publishing through the real broker (acks=all, idempotent),
-    every feed polled again as soon as its poll ends (saturated)."""
+    default settings otherwise), publishing through the real broker (acks=all, idempotent).
+    `interval` 0: every feed polled again as soon as its poll ends (saturated: capacity).
+    Otherwise every feed is scheduled by `poll_forever` as in production with a poll interval
+    of `interval` s (NEWSMON_POLL_INTERVAL_S = _MAX_S), so len(feeds) / interval polls fall due
+    per second: chosen above capacity, it measures goodput under overload."""
+    fixed = {"poll_interval_s": interval, "poll_interval_max_s": interval} if interval else {}
     settings = Settings(
         kafka_bootstrap=bootstrap,
         topic_prefix=f"bench{os.getpid()}",
         fetch_allow_hosts=ALLOW,
         topic_partitions=2,
+        **fixed,
     )
     await ensure_topics(settings)
     await ensure_state_topic(settings)
@@ -414,10 +420,18 @@ async def through_kafka(
                         if counting:
                             count += 1
 
+                stop = asyncio.Event()
                 tick = asyncio.create_task(ticker.run())
-                tasks = [asyncio.create_task(loop(f)) for f in feeds]
+                tasks = [
+                    asyncio.create_task(
+                        fetcher.poll_forever(f, states[f.name], stop) if interval else loop(f)
+                    )
+                    for f in feeds
+                ]
                 await asyncio.sleep(warmup)
                 before = _outcomes(metrics)
+                delays0 = _poll_delays(metrics)
+                control = await _start_control(seconds)
                 counting, ticker.on = True, True
                 cpu0, wcpu0 = time.process_time(), _workers_cpu_s(parser)
                 bcpu0 = _proc_cpu_s(broker_pid)
@@ -429,6 +443,9 @@ async def through_kafka(
                 broker_cpu = _proc_cpu_s(broker_pid) - bcpu0
                 counting, ticker.on = False, False
                 after = _outcomes(metrics)
+                idle_lag = await _control_lag(control)
+                delays = [b - a for a, b in zip(delays0, _poll_delays(metrics), strict=True)]
+                saturated = metrics.registry.get_sample_value("newsmon_fetcher_saturated")
                 workers_rss = _workers_rss_mib(parser)
                 for task in [*tasks, tick]:
                     task.cancel()
@@ -438,10 +455,17 @@ async def through_kafka(
         await producer.stop()
     outcomes = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     ok = sum(outcomes.get(k, 0) for k in ("ok", "not_modified", "unchanged"))
+    polls = count if not interval else sum(outcomes.values())
     return {
-        "polls": count,
+        "polls": polls,
         "seconds": elapsed,
-        "polls_per_min": count / elapsed * 60,
+        "polls_per_min": polls / elapsed * 60,
+        "interval_s": interval,
+        "due_per_min": len(feeds) / interval * 60 if interval else 0.0,
+        "mean_poll_delay_s": delays[1] / max(delays[0], 1),
+        "saturated": saturated,
+        "idle_lag_p99_ms": idle_lag.get("lag_p99_ms", 0.0),
+        "idle_lag_p50_ms": idle_lag.get("lag_p50_ms", 0.0),
         "ok_per_min": ok / elapsed * 60,
         "outcomes": {k: v for k, v in outcomes.items() if v},
         "publish_failures": outcomes.get("kafka", 0),
@@ -453,6 +477,42 @@ async def through_kafka(
         "workers_rss_mib": workers_rss,
         **ticker.summary(),
     }
+
+
+def _poll_delays(metrics: Metrics) -> tuple[float, float]:
+    """(count, sum) of newsmon_fetcher_poll_delay_seconds: how late polls started."""
+    get = metrics.registry.get_sample_value
+    return (
+        get("newsmon_fetcher_poll_delay_seconds_count") or 0.0,
+        get("newsmon_fetcher_poll_delay_seconds_sum") or 0.0,
+    )
+
+
+async def _start_control(seconds: float) -> asyncio.subprocess.Process:
+    """An idle_ticker process measuring for `seconds` from now (the loop-lag control)."""
+    return await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "bench.support_fetcher_load", "idle_ticker", "--port", "0"),
+        *("--warmup", "0", "--seconds", str(seconds)),
+        stdout=asyncio.subprocess.PIPE,
+    )
+
+
+async def _control_lag(control: asyncio.subprocess.Process) -> dict[str, float]:
+    out, _ = await control.communicate()
+    result: dict[str, float] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
+async def idle_ticker(warmup: float, seconds: float) -> dict[str, Any]:
+    """The control for loop lag: a process whose loop does nothing but the Ticker, run beside
+    a scenario. Its lag is what the machine (other processes on the cores) adds to any loop."""
+    ticker = Ticker()
+    tick = asyncio.create_task(ticker.run())
+    await asyncio.sleep(warmup)
+    ticker.on = True
+    await asyncio.sleep(seconds)
+    tick.cancel()
+    return ticker.summary()
 
 
 def baseline(feeds: Sequence[FeedConfig], warmup: float, seconds: float) -> dict[str, Any]:
@@ -491,14 +551,17 @@ def baseline(feeds: Sequence[FeedConfig], warmup: float, seconds: float) -> dict
 
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("scenario", choices=["throughput", "scale", "baseline", "kafka"])
+    parser.add_argument(
+        "scenario", choices=["throughput", "scale", "baseline", "kafka", "idle_ticker"]
+    )
     parser.add_argument("--bootstrap", default="")
     parser.add_argument("--broker-pid", type=int, default=None)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--hosts", type=int, default=8)
     parser.add_argument("--kind", choices=["c", "s", "mix", "r"], default="c")
     parser.add_argument("--feeds", type=int, default=200)
-    parser.add_argument("--interval", type=float, default=60.0)
+    # scale: the feeds' poll interval; kafka: 0 = back to back, else scheduled (overload)
+    parser.add_argument("--interval", type=float, default=None)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args(argv)
@@ -508,12 +571,29 @@ def main(argv: Sequence[str]) -> int:
         result = baseline(feeds, args.warmup, args.seconds)
     elif args.scenario == "kafka":
         result = asyncio.run(
-            through_kafka(feeds, args.bootstrap, args.broker_pid, args.warmup, args.seconds)
+            through_kafka(
+                feeds,
+                args.bootstrap,
+                args.broker_pid,
+                args.warmup,
+                args.seconds,
+                args.interval or 0.0,
+            )
         )
+    elif args.scenario == "idle_ticker":
+        result = asyncio.run(idle_ticker(args.warmup, args.seconds))
     elif args.scenario == "throughput":
         result = asyncio.run(throughput(feeds, args.warmup, args.seconds))
     else:
-        result = asyncio.run(scale(feeds, args.interval, args.warmup, args.seconds, base))
+        result = asyncio.run(
+            scale(
+                feeds,
+                60.0 if args.interval is None else args.interval,
+                args.warmup,
+                args.seconds,
+                base,
+            )
+        )
     result["parse_workers"] = os.environ.get("NEWSMON_FETCH_PARSE_WORKERS", "")
     result["at"] = datetime.now(UTC).isoformat(timespec="seconds")
     print(json.dumps(result))
