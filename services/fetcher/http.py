@@ -319,6 +319,10 @@ async def fetch(
                     max_age = parse_max_age(response.headers.get("Cache-Control"))
                     moved = current if permanent and hops else None
                     if status == 304:
+                        # Read to the end of the (empty) response: httpcore closes a
+                        # connection whose response was not read to its end, and the
+                        # host's next poll would open a new one.
+                        await response.aread()
                         return FetchResult(
                             304, b"", None, current, validators, max_age, hops, moved
                         )

@@ -115,6 +115,10 @@ async def test_conditional_get_and_304(stub: HttpStub, client: httpx.AsyncClient
     assert second.max_age_s == 600
     assert second.validators == Validators('"v1"', "Wed, 01 Jan 2025 00:00:00 GMT")
     assert stub.requests[1].headers["if-modified-since"] == "Wed, 01 Jan 2025 00:00:00 GMT"
+    third = await fetch(client, url, validators=first.validators, max_bytes=1 << 20, deadline_s=10)
+    assert third.not_modified
+    ports = [r.peer_port for r in stub.requests]
+    assert ports[2] == ports[1], "a 304 leaves its connection open for the next request"
 
 
 @pytest.mark.parametrize(

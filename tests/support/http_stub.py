@@ -25,6 +25,7 @@ class Reply:
 class Seen:
     path: str
     headers: dict[str, str]
+    peer_port: int = 0  # the client's port: the same one means the same connection
 
 
 Route = Reply | Callable[[Seen], Reply]
@@ -55,7 +56,8 @@ def _handler(stub: HttpStub) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_GET(self) -> None:
-            seen = Seen(self.path, {k.lower(): v for k, v in self.headers.items()})
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            seen = Seen(self.path, headers, self.client_address[1])
             with stub._lock:
                 stub.requests.append(seen)
                 stub.in_flight += 1
