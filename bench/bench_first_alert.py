@@ -14,7 +14,6 @@ fetch -> classified latency of the same article: what the pipeline needs before 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 import shutil
@@ -22,21 +21,21 @@ import signal
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from newsmon.shared.broker import LocalKafka, free_port
 from newsmon.shared.kafka import stop_consumer
+
+from bench.support_kafka import local_broker
+from tests.support.feed_server import serve_directory
 
 REPO = Path(__file__).resolve().parents[1]
 FEEDS = REPO / "tests" / "fixtures" / "feeds"
@@ -55,21 +54,10 @@ class Start:
     exit_code: int
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @contextmanager
 def _feed_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(FEEDS)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/{FEED}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_directory(FEEDS) as base:
+        yield f"{base}/{FEED}"
 
 
 async def _first_record_seen(bootstrap: str, topic: str, deadline: float) -> tuple[Any, float]:
@@ -180,25 +168,14 @@ def summary(starts: list[Start]) -> str:
 
 
 def run(starts: int = STARTS) -> str:
-    port = free_port()
-    broker = LocalKafka(
-        REPO / ".cache" / "kafka",
-        port=port,
-        name=f"bench-{port}",
-        pom=REPO / "deploy/kafka/pom.xml",
-    )
-    broker.start()
     workdir = Path(tempfile.mkdtemp(prefix="newsmon-first-alert-"))
     results: list[Start] = []
     try:
-        asyncio.run(broker.wait_ready(timeout_s=120))
-        with _feed_server() as feed_url:
+        with local_broker() as broker, _feed_server() as feed_url:
             for n in range(starts):
                 results.append(asyncio.run(_one_start(broker.bootstrap, feed_url, workdir)))
                 print(f"start {n + 1}: {results[-1]}", file=sys.stderr, flush=True)
     finally:
-        broker.stop()
-        shutil.rmtree(broker.run_dir, ignore_errors=True)
         shutil.rmtree(workdir, ignore_errors=True)
     return "\n".join(
         [

@@ -24,9 +24,10 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-from newsmon.shared.broker import LocalKafka, free_port
+from newsmon.shared.broker import LocalKafka
 
 from bench.bench_first_alert import FEEDS, _feed_server, _first_record_seen
+from bench.support_kafka import local_broker
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICES = ("fetcher", "classifier", "alerter", "notifier")
@@ -132,22 +133,11 @@ async def _measure(broker: LocalKafka, feed_url: str, workdir: Path, outage_s: f
 
 
 def run(outage_s: float = OUTAGE_S) -> str:
-    port = free_port()
-    broker = LocalKafka(
-        REPO / ".cache" / "kafka",
-        port=port,
-        name=f"bench-{port}",
-        pom=REPO / "deploy/kafka/pom.xml",
-    )
-    broker.start()
     workdir = Path(tempfile.mkdtemp(prefix="newsmon-outage-logs-"))
     try:
-        asyncio.run(broker.wait_ready(timeout_s=120))
-        with _feed_server() as feed_url:
+        with local_broker() as broker, _feed_server() as feed_url:
             table = asyncio.run(_measure(broker, feed_url, workdir, outage_s))
     finally:
-        broker.stop()
-        shutil.rmtree(broker.run_dir, ignore_errors=True)
         shutil.rmtree(workdir, ignore_errors=True)
     return "\n".join(
         [

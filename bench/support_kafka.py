@@ -38,6 +38,14 @@ def loadavg() -> str:
 @contextlib.contextmanager
 def broker() -> Iterator[str]:
     """A fresh single-node broker for the benchmark; yields its bootstrap address."""
+    with local_broker() as kafka:
+        yield kafka.bootstrap
+
+
+@contextlib.contextmanager
+def local_broker() -> Iterator[LocalKafka]:
+    """A fresh single-node broker for the benchmark, ready; yields it (to stop or restart it
+    mid-run); stopped and its data removed at the end."""
     port = free_port()
     kafka = LocalKafka(
         REPO / ".cache" / "kafka",
@@ -50,7 +58,7 @@ def broker() -> Iterator[str]:
         import asyncio
 
         asyncio.run(kafka.wait_ready(timeout_s=120))
-        yield kafka.bootstrap
+        yield kafka
     finally:
         kafka.stop()
         shutil.rmtree(kafka.run_dir, ignore_errors=True)

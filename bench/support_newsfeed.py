@@ -14,9 +14,11 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from xml.sax.saxutils import escape
+
+from tests.support.feed_server import serve_handler
 
 WINDOW = 100  # items a feed shows; 10 feeds polled each second carry 1,000 items/s
 
@@ -113,16 +115,8 @@ def _handler(site: NewsSite) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def serve(site: NewsSite) -> Iterator[str]:
     """Serve the site; yields the base URL (feeds are <base>/feed/<i>.xml)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(site))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve_handler(_handler(site)) as base:
+        yield base
 
 
 def publish_at(site: NewsSite, rate: float, seconds: float) -> list[int]:

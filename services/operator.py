@@ -247,7 +247,7 @@ async def replay(
     """Classify the articles of the window again with the current classifier and compare
     with the verdicts in the classified topic; with `to_topic`, publish the new verdicts."""
     from newsmon.classifier.engine import Classifier
-    from newsmon.shared.messages import encode, utc_now
+    from newsmon.shared.messages import encode
 
     classifier = Classifier.default(threshold=settings.classifier_threshold)
     before: dict[str, Classified] = {}
@@ -274,18 +274,7 @@ async def replay(
         except MessageDecodeError:
             report.unreadable += 1
             return
-        verdict = classifier.classify(
-            title=article.title, summary=article.summary, text=article.text, lang=article.lang
-        )
-        now = Classified(
-            article=article,
-            match=verdict.match,
-            score=verdict.score,
-            categories=verdict.categories,
-            evidence=verdict.evidence,
-            classifier_version=verdict.version,
-            classified=utc_now(),
-        )
+        now = classifier.classify_article(article)
         old = before.get(article.id)
         report.articles += 1
         report.matched_before += bool(old is not None and old.match)

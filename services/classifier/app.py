@@ -8,7 +8,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 
-from newsmon.shared.messages import Article, Classified, decode, encode, fit_classified, utc_now
+from newsmon.shared.messages import Article, decode, encode, fit_classified
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.pipeline import Output, Processor, Record
 from newsmon.shared.settings import Settings
@@ -70,25 +70,14 @@ class ClassifyTransform:
 
     def __call__(self, record: Record) -> Sequence[Output]:
         article = decode(Article, record.value)
-        verdict = self.classifier.classify(
-            title=article.title, summary=article.summary, text=article.text, lang=article.lang
-        )
-        classified = Classified(
-            article=article,
-            match=verdict.match,
-            score=verdict.score,
-            categories=verdict.categories,
-            evidence=verdict.evidence,
-            classifier_version=verdict.version,
-            classified=utc_now(),
-        )
+        classified = self.classifier.classify_article(article)
         if log.isEnabledFor(logging.DEBUG):  # skip building the record when it is not kept
             log.debug(
                 "%s %.2f: %s",
-                "match" if verdict.match else "no match",
-                verdict.score,
+                "match" if classified.match else "no match",
+                classified.score,
                 article.title,
-                extra={"article_id": article.id, "categories": list(verdict.categories)},
+                extra={"article_id": article.id, "categories": list(classified.categories)},
             )
         output = Output(
             self.topic,
@@ -96,7 +85,7 @@ class ClassifyTransform:
             encode(classified),
             fit=functools.partial(fit_classified, classified),
         )
-        self.counts.stage(verdict.match, verdict.categories)  # last: nothing above may raise
+        self.counts.stage(classified.match, classified.categories)  # last: nothing above may raise
         return (output,)
 
 

@@ -22,7 +22,7 @@ from newsmon.classifier.lexicon import (
     load_lexicon,
 )
 from newsmon.classifier.normalize import Folded, fold, sentence_spans
-from newsmon.shared.messages import Evidence
+from newsmon.shared.messages import Article, Classified, Evidence, utc_now
 
 __all__ = [
     "FEATURES",
@@ -362,6 +362,22 @@ class Classifier:
             categories=_categories(chosen),
             evidence=tuple(_to_evidence(s, texts) for s in chosen),
             version=self._version,
+        )
+
+    def classify_article(self, article: Article) -> Classified:
+        """The classified-topic message for `article`: its verdict, stamped now. One home for
+        the classifier service and `newsmon replay`, so a replay judges as the service does."""
+        verdict = self.classify(
+            title=article.title, summary=article.summary, text=article.text, lang=article.lang
+        )
+        return Classified(
+            article=article,
+            match=verdict.match,
+            score=verdict.score,
+            categories=verdict.categories,
+            evidence=verdict.evidence,
+            classifier_version=verdict.version,
+            classified=utc_now(),
         )
 
     def classify_many(self, items: Iterable[Mapping[str, Any]]) -> list[Verdict]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,7 @@ from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
 
 from tests.support.kafka_read import read_topic
+from tests.support.news_stream import story_words
 
 pytestmark = pytest.mark.kafka
 
@@ -31,45 +31,11 @@ VALIDATOR = Draft202012Validator(
 )
 T0 = datetime.now(UTC).replace(microsecond=0)
 OUTLETS = ("Yonhap", "Reuters", "Korea Herald", "Kyiv Independent", "NK News")
-_WORDS = [
-    "artillery",
-    "drones",
-    "kursk",
-    "pyongyang",
-    "moscow",
-    "shells",
-    "missiles",
-    "brigade",
-    "border",
-    "treaty",
-    "summit",
-    "sanctions",
-    "satellite",
-    "engineers",
-    "casualties",
-    "wounded",
-    "captured",
-    "soldiers",
-    "convoy",
-    "railway",
-    "port",
-    "tanks",
-    "rockets",
-    "defence",
-    "ministry",
-    "intelligence",
-    "parliament",
-    "envoy",
-    "delegation",
-    "factory",
-    "ammunition",
-]
 
 
 def story_text(story: int) -> tuple[str, str]:
     """A headline and lede that share next to no words with any other story's."""
-    rng = random.Random(story)
-    words = rng.sample([f"{w}{k}" for w in _WORDS for k in range(10)], 16)
+    words = story_words(story, 16)
     title = f"Story {story}: {' '.join(words[:6])}"
     lede = f"{' '.join(words[6:])}."
     return title, lede

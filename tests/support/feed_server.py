@@ -1,14 +1,15 @@
-"""A real local HTTP server that serves fixture files (feeds) on 127.0.0.1."""
+"""A real local HTTP server on 127.0.0.1: fixture files (feeds), or any request handler."""
 
 from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from socketserver import BaseRequestHandler
 from typing import Any
 
 
@@ -38,7 +39,14 @@ def serve_directory(directory: Path, requests: list[Request] | None = None) -> I
     """Serve `directory` (Last-Modified / If-Modified-Since as http.server does); yields the
     base URL (no trailing slash). Every request answered is appended to `requests`."""
     recording = type("_Recording", (_QuietHandler,), {"requests": requests})
-    handler = functools.partial(recording, directory=str(directory))
+    with serve_handler(functools.partial(recording, directory=str(directory))) as base:
+        yield base
+
+
+@contextmanager
+def serve_handler(handler: Callable[..., BaseRequestHandler]) -> Iterator[str]:
+    """Serve `handler` on a free 127.0.0.1 port from a thread (one thread per request); yields
+    the base URL (no trailing slash). The one local HTTP server of the tests and benchmarks."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from tests.support.feed_builder import Item, rss
 from tests.support.http_stub import HttpStub, Reply, Seen, http_stub
 
-__all__ = ["TOKEN", "Batch", "FeedStream", "feed_stream", "token_in"]
+__all__ = ["TOKEN", "Batch", "FeedStream", "feed_stream", "story_words", "token_in"]
 
 TOKEN = re.compile(r"\bK(\d{2})x(\d{2})\b")
 # Words for story texts: ten numbered variants of each, so two stories share almost no word.
@@ -81,9 +81,15 @@ class Batch:
     noise: tuple[str, ...]
 
 
+def story_words(seed: str | int, count: int) -> list[str]:
+    """`count` words for the text of story `seed`, the same on every call: two stories share
+    almost no word, so they never group by chance. ("kursk" is not among them: every story of
+    the stream names the Kursk region.)"""
+    return random.Random(seed).sample([f"{w}{k}" for w in _WORDS for k in range(10)], count)
+
+
 def _story(token: str) -> tuple[str, str]:
-    rng = random.Random(token)
-    words = rng.sample([f"{w}{k}" for w in _WORDS for k in range(10)], 18)
+    words = story_words(token, 18)
     title = f"North Korean troops sent to Russia, {token}: {' '.join(words[:6])}"
     summary = (
         f"North Korean soldiers were deployed to Russia's Kursk region, officials said. "
