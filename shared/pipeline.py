@@ -582,8 +582,13 @@ class Processor:
                 )
             sent.append(result)
         pending.extend(await self._send_outputs(producer, self._fitted_batch(batch_outputs)))
-        # Every send acknowledged (acks=all) before offsets move on.
-        await asyncio.gather(*pending)
+        # Every send acknowledged (acks=all) before offsets move on. Each one awaited even when
+        # one failed: a fenced producer fails them all, and an unawaited failed future logs
+        # "Future exception was never retrieved" (one ERROR per send) when collected.
+        outcomes = await asyncio.gather(*pending, return_exceptions=True)
+        failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
+        if failure is not None:
+            raise failure
         return sent
 
     def _fitted_batch(self, outputs: Sequence[Output]) -> list[Output]:
