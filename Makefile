@@ -61,8 +61,13 @@ run: install kafka-jars ## Run all services (starts a local broker unless NEWSMO
 	exec $(BIN)/newsmon run
 
 # pytest exits 5 when it collected no test: say so plainly instead of a bare make error.
+# Two pytest-xdist workers: one runs the fault suite (tests/faults as one unit, started first:
+# ~5 of the suite's minutes, mostly waiting on service processes and brokers), the other the
+# rest, module by module (tests/conftest.py schedules it); each worker starts its own session
+# broker. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
 test: install kafka-jars system-deps ## Run the whole test suite against a real local broker (and real Prometheus)
-	@$(BIN)/python -m pytest; rc=$$?; \
+	@$(BIN)/python -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS)); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
 
 test-unit: install ## Run only the pure unit tests (no broker)

@@ -6,6 +6,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import hypothesis  # noqa: F401 - see below
 import pytest
@@ -19,6 +20,34 @@ from newsmon.shared.settings import Settings
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"
 KAFKA_HOME = REPO / ".cache" / "kafka"
+
+
+FAULT_SUITE = "tests/faults/"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`make test` runs two pytest-xdist workers. The fault suite is one unit, given to one
+    worker first: its modules share one table (and are ~5 min, mostly waiting on processes
+    and brokers); the other worker takes the rest module by module, so module fixtures are set
+    up once. (xdist's own --dist loadgroup does not group under pytest 9.2: the "@group" it
+    appends to item._nodeid no longer changes item.nodeid.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FaultSuiteFirst(LoadScopeScheduling):  # type: ignore[misc]  # xdist is untyped
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith(FAULT_SUITE):
+                return FAULT_SUITE
+            return str(super()._split_scope(nodeid))  # the module (or class)
+
+    config.option.loadscopereorder = False  # collection order: the fault suite first
+    return FaultSuiteFirst(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In an xdist worker: the fault suite first (see pytest_xdist_make_scheduler)."""
+    if hasattr(config, "workerinput"):
+        items.sort(key=lambda item: not item.nodeid.startswith(FAULT_SUITE))  # stable
 
 
 @pytest.fixture(scope="session")

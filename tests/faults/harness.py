@@ -62,6 +62,9 @@ SUITE_SETTINGS = {
     "NEWSMON_SLACK_MIN_INTERVAL_S": "0.05",
     "NEWSMON_SLACK_MAX_ATTEMPTS": "2",
     "NEWSMON_SHUTDOWN_TIMEOUT_S": "10",
+    # The broker's group.min.session.timeout.ms (production default 10 s): a killed member is
+    # evicted, and its restart or a standby given its partitions, 4 s sooner.
+    "NEWSMON_KAFKA_SESSION_TIMEOUT_S": "6",
     "NEWSMON_METRICS_PORT": "0",
     "NEWSMON_WEB_PORT": "0",  # `newsmon run` serves the web page too: any free port
     "NEWSMON_LOG_FORMAT": "json",
