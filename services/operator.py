@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError
 from newsmon.shared.kafka import bootstrap_of, client_kwargs, stop_consumer
 from newsmon.shared.messages import Article, Classified, Evidence, MessageDecodeError, decode
@@ -188,52 +188,24 @@ async def _read_window(
     on_progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> None:
     """Every record of `topic` from `start` up to the topic's end as it is now (or `until`)."""
-    from newsmon.shared.statetopic import topic_partitions
+    from newsmon.shared.statetopic import scan_to_end
 
-    consumer = AIOKafkaConsumer(
-        **client_kwargs(settings),
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
+    until_ms = int(until.timestamp() * 1000) if until is not None else None
+
+    def take(record: ConsumerRecord[bytes, bytes]) -> bool:
+        if until_ms is not None and record.timestamp > until_ms:
+            return False
+        handle(record)
+        return True
+
+    await scan_to_end(
+        settings,
+        topic,
+        take,
+        since_ms=int(start.timestamp() * 1000),
+        on_progress=on_progress,
         client_id="newsmon-operator",
     )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in await topic_partitions(settings, topic)]
-        if not tps:
-            return
-        consumer.assign(tps)
-        # Seek first, then ask for the ends (the fetcher's state reader found that order safe).
-        await consumer.seek_to_beginning(*tps)
-        found = await consumer.offsets_for_times(dict.fromkeys(tps, int(start.timestamp() * 1000)))
-        ends = await consumer.end_offsets(tps)
-        firsts: dict[TopicPartition, int] = {}
-        for tp in tps:
-            at = found.get(tp)
-            firsts[tp] = at.offset if at is not None else ends[tp]
-            consumer.seek(tp, firsts[tp])
-        total = sum(ends[tp] - firsts[tp] for tp in tps)
-        remaining = {tp for tp in tps if ends[tp] > firsts[tp]}
-        until_ms = int(until.timestamp() * 1000) if until is not None else None
-        done, idle = 0, 0
-        while remaining and idle < 30:
-            batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=2000)
-            idle = 0 if batch else idle + 1
-            for tp, records in batch.items():
-                for record in records:
-                    if record.offset >= ends[tp]:
-                        remaining.discard(tp)
-                        break
-                    if until_ms is not None and record.timestamp > until_ms:
-                        remaining.discard(tp)
-                        break
-                    handle(record)
-                    done += 1
-                if records and records[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
-            on_progress(done, total)
-    finally:
-        await stop_consumer(consumer)
 
 
 async def replay(

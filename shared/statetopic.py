@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from .kafka import (
@@ -69,6 +69,7 @@ __all__ = [
     "ensure_state_topic",
     "read_latest",
     "read_to_end",
+    "scan_to_end",
     "tombstone",
     "topic_partitions",
     "write",
@@ -174,6 +175,28 @@ async def read_to_end(
     partition, from the beginning to the end it had when the read began (the rule: module
     docstring); returns that end offset of each partition. A plain name is read as a plain
     topic (the articles topic)."""
+
+    def take(record: ConsumerRecord[bytes, bytes]) -> bool:
+        on_record(record.key, record.value)
+        return True
+
+    return await scan_to_end(settings, topic, take, idle_cap_s=idle_cap_s, client_id=client_id)
+
+
+async def scan_to_end(
+    settings: Settings,
+    topic: StateTopic | str,
+    handle: Callable[[ConsumerRecord[bytes, bytes]], bool],
+    *,
+    since_ms: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    idle_cap_s: float = READ_IDLE_CAP_S,
+    client_id: str = "newsmon-state-reader",
+) -> dict[int, int]:
+    """`read_to_end` for readers that want whole records: from the first record at or after
+    `since_ms` (Unix ms; None: the beginning) to the end each partition had when the read
+    began; `handle` returning False ends the read of that record's partition (a time window
+    that is over). `on_progress(done, total)` after each batch. Returns the end offsets."""
     spec = topic if isinstance(topic, StateTopic) else StateTopic(topic)
     partitions = await topic_partitions(settings, spec.name)
     if not partitions:
@@ -197,7 +220,12 @@ async def read_to_end(
         # the consumer at the end offsets without returning a record.
         await consumer.seek_to_beginning(*tps)
         ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
-        await _drain(consumer, ends, on_record, idle_cap_s)
+        if since_ms is not None:
+            found = await consumer.offsets_for_times(dict.fromkeys(tps, since_ms))
+            for tp in tps:
+                at = found.get(tp)
+                consumer.seek(tp, at.offset if at is not None else ends[tp])
+        await _drain(consumer, ends, handle, idle_cap_s, on_progress)
         return {tp.partition: end for tp, end in ends.items()}
     finally:
         await stop_consumer(consumer)
@@ -206,23 +234,31 @@ async def read_to_end(
 async def _drain(
     consumer: AIOKafkaConsumer,
     ends: dict[TopicPartition, int],
-    on_record: OnRecord,
+    handle: Callable[[ConsumerRecord[bytes, bytes]], bool],
     idle_cap_s: float,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> None:
     positions = {tp: await consumer.position(tp) for tp in ends}
+    total = sum(max(end - positions[tp], 0) for tp, end in ends.items())
     remaining = {tp for tp, end in ends.items() if positions[tp] < end}
-    moved_at = time.monotonic()
+    done, moved_at = 0, time.monotonic()
     while remaining:
         batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=5000)
-        for records in batch.values():
+        for tp, records in batch.items():
             for record in records:
-                on_record(record.key, record.value)
+                # Written after the read began: the next read's (or a tail's) to take.
+                if record.offset >= ends[tp] or not handle(record):
+                    remaining.discard(tp)
+                    break
+                done += 1
         for tp in list(remaining):
             position = await consumer.position(tp)
             if position != positions[tp]:
                 positions[tp], moved_at = position, time.monotonic()
             if position >= ends[tp]:
                 remaining.discard(tp)
+        if on_progress is not None:
+            on_progress(done, total)
         if remaining and time.monotonic() - moved_at > idle_cap_s:
             where = ", ".join(f"{tp.partition}@{positions[tp]}/{ends[tp]}" for tp in remaining)
             raise StateReadStalledError(

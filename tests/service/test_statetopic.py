@@ -135,7 +135,7 @@ async def _stalled_read_gives_up(settings: Settings, topic: str) -> None:
         committed.assign([tp])
         await committed.seek_to_beginning(tp)
         with pytest.raises(StateReadStalledError, match="no progress"):
-            await _drain(committed, high_watermarks, lambda k, v: None, idle_cap_s=1.0)
+            await _drain(committed, high_watermarks, lambda record: True, idle_cap_s=1.0)
     finally:
         await stop_consumer(committed)
         await stop_consumer(uncommitted)
