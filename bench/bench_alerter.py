@@ -13,7 +13,6 @@ import asyncio
 import json
 import platform
 import random
-import shutil
 import time
 import uuid
 import zlib
@@ -21,7 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from newsmon.alerter import app as alerter
 from newsmon.alerter.grouping import (
     fingerprint,
@@ -30,11 +29,12 @@ from newsmon.alerter.grouping import (
     normalize,
     shingles,
 )
-from newsmon.shared.broker import LocalKafka, free_port
 from newsmon.shared.kafka import ensure_topics
 from newsmon.shared.messages import Article, Classified, encode
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
+
+from .support_kafka import committed_total, group_watcher, local_broker
 
 REPO = Path(__file__).resolve().parents[1]
 ITEMS = 3000
@@ -88,11 +88,6 @@ async def _produce(settings: Settings, items: list[Classified]) -> None:
         await producer.stop()
 
 
-async def _committed(consumer: AIOKafkaConsumer, settings: Settings) -> int:
-    tps = [TopicPartition(settings.topics.classified, p) for p in range(settings.topic_partitions)]
-    return sum([await consumer.committed(tp) or 0 for tp in tps])
-
-
 async def _measure(bootstrap: str, transactions: bool, items: list[Classified]) -> float:
     settings = Settings(
         kafka_bootstrap=bootstrap,
@@ -105,14 +100,14 @@ async def _measure(bootstrap: str, transactions: bool, items: list[Classified]) 
     await _produce(settings, items)
     stop = asyncio.Event()
     task = asyncio.create_task(alerter.run(settings, Metrics(), stop))
-    watcher = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=f"{settings.topic_prefix}-alerter"
-    )
+    watcher = group_watcher(settings, "alerter")
     await watcher.start()
     try:
         start_count, started = 0, 0.0
         while True:
-            done = await _committed(watcher, settings)
+            done = await committed_total(
+                watcher, settings.topics.classified, settings.topic_partitions
+            )
             if done and not started:
                 start_count, started = done, time.perf_counter()
             if done >= len(items):
@@ -203,21 +198,9 @@ def _corpus_texts() -> list[tuple[str, str]]:
 
 
 def run(items: int = ITEMS) -> str:
-    port = free_port()
-    broker = LocalKafka(
-        REPO / ".cache" / "kafka",
-        port=port,
-        name=f"bench-{port}",
-        pom=REPO / "deploy/kafka/pom.xml",
-    )
-    broker.start()
-    try:
-        asyncio.run(broker.wait_ready(timeout_s=120))
-        data = _items(items)
-        rates = {tx: asyncio.run(_measure(broker.bootstrap, tx, data)) for tx in (True, False)}
-    finally:
-        broker.stop()
-        shutil.rmtree(broker.run_dir, ignore_errors=True)
+    data = _items(items)
+    with local_broker() as kafka:
+        rates = {tx: asyncio.run(_measure(kafka.bootstrap, tx, data)) for tx in (True, False)}
     fingerprints = _fingerprints(data)
     return "\n".join(
         [

@@ -46,7 +46,16 @@ from newsmon.shared.settings import Settings
 from prometheus_client.parser import text_string_to_metric_families
 
 from .bench_classifier import _synthetic
-from .support_kafka import REPO, Child, broker, loadavg, service_env, start_child
+from .support_kafka import (
+    REPO,
+    Child,
+    broker,
+    committed_total,
+    group_watcher,
+    loadavg,
+    service_env,
+    start_child,
+)
 from .support_newsfeed import NewsSite, publish_at, serve
 
 DEV = REPO.parent / "shared/corpus/news/dev.jsonl"
@@ -189,20 +198,20 @@ async def _until_quiet(watcher: AlertWatcher, quiet_s: float, limit_s: float) ->
             return
 
 
-async def _lag(bootstrap: str, prefix: str, settings: Settings) -> dict[str, int]:
+async def _lag(settings: Settings) -> dict[str, int]:
     """Unconsumed input of the classifier and the alerter groups (end offset - committed)."""
     out = {}
     for service, topic in (
         ("classifier", settings.topics.articles),
         ("alerter", settings.topics.classified),
     ):
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=f"{prefix}-{service}")
+        consumer = group_watcher(settings, service)
         await consumer.start()
         try:
             tps = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
             ends = await consumer.end_offsets(tps)
-            done = [await consumer.committed(tp) or 0 for tp in tps]
-            out[service] = sum(ends.values()) - sum(done)
+            done = await committed_total(consumer, topic, settings.topic_partitions)
+            out[service] = sum(ends.values()) - done
         finally:
             await consumer.stop()
     return out
@@ -279,18 +288,18 @@ async def _sustain(
         started = time.monotonic()
         task = asyncio.create_task(_inject(bootstrap, settings, articles))
         await asyncio.sleep(STEP_S / 2)
-        mid = await _lag(bootstrap, settings.topic_prefix, settings)
+        mid = await _lag(settings)
         achieved = await task
         wall = time.monotonic() - started
         cores = {n: (c.cpu_seconds() - cpu0[n]) / wall for n, c in children.items()}
-        end = await _lag(bootstrap, settings.topic_prefix, settings)
+        end = await _lag(settings)
         step = SustainStep(rate, achieved, mid, end, cores)
         steps.append(step)
         if not step.sustained:
             break
         # Let the backlog of this step drain before the next one.
         for _ in range(60):
-            lag = await _lag(bootstrap, settings.topic_prefix, settings)
+            lag = await _lag(settings)
             if all(v < 50 for v in lag.values()):
                 break
             await asyncio.sleep(0.5)

@@ -17,12 +17,19 @@ import asyncio
 import time
 import uuid
 
-from aiokafka import AIOKafkaConsumer
 from newsmon.shared.kafka import ensure_topics
 from newsmon.shared.settings import Settings
 
 from .bench_stages import LOGS, alerter_inputs, classifier_inputs, fill
-from .support_kafka import Child, broker, committed_total, loadavg, service_env, start_child
+from .support_kafka import (
+    Child,
+    broker,
+    committed_total,
+    group_watcher,
+    loadavg,
+    service_env,
+    start_child,
+)
 
 PARTITIONS = 6
 REPLICAS = (1, 2, 3)
@@ -33,15 +40,13 @@ async def _follow(
     children: list[Child], settings: Settings, service: str, topic: str, n: int
 ) -> tuple[float, float, float]:
     """(items, seconds, cpu seconds of every replica) from the first commit to the last."""
-    watcher = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=f"{settings.topic_prefix}-{service}"
-    )
+    watcher = group_watcher(settings, service)
     await watcher.start()
     try:
         first, started, cpu0 = 0, 0.0, 0.0
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
-            done = await committed_total(watcher, topic, PARTITIONS, "")
+            done = await committed_total(watcher, topic, PARTITIONS)
             if done and not started:
                 first, started = done, time.perf_counter()
                 cpu0 = sum(c.cpu_seconds() for c in children)

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import OffsetAndMetadata
 from newsmon.classifier.engine import Classifier
@@ -32,7 +32,16 @@ from newsmon.shared.settings import Settings
 
 from .bench_alerter import _items as alerter_items
 from .bench_classifier import _synthetic
-from .support_kafka import REPO, Child, broker, committed_total, loadavg, service_env, start_child
+from .support_kafka import (
+    REPO,
+    Child,
+    broker,
+    committed_total,
+    group_watcher,
+    loadavg,
+    service_env,
+    start_child,
+)
 
 partitioner = DefaultPartitioner()
 DEV = REPO.parent / "shared/corpus/news/dev.jsonl"
@@ -99,9 +108,7 @@ async def fill(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]]) 
 
 
 async def _follow(child: Child, settings: Settings, service: str, topic: str, n: int) -> StageRun:
-    watcher = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=f"{settings.topic_prefix}-{service}"
-    )
+    watcher = group_watcher(settings, service)
     await watcher.start()
     try:
         first = 0
@@ -110,7 +117,7 @@ async def _follow(child: Child, settings: Settings, service: str, topic: str, n:
         while time.monotonic() < deadline:
             if child.process.poll() is not None:
                 raise RuntimeError(f"{service} exited early; see {child.log}")
-            done = await committed_total(watcher, topic, settings.topic_partitions, "")
+            done = await committed_total(watcher, topic, settings.topic_partitions)
             if done and not started:
                 first, started, cpu0 = done, time.perf_counter(), child.cpu_seconds()
             if done >= n:

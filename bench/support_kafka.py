@@ -21,6 +21,8 @@ from pathlib import Path
 import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from newsmon.shared.broker import LocalKafka, free_port
+from newsmon.shared.kafka import make_consumer
+from newsmon.shared.services import consumer_group
 from newsmon.shared.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -141,11 +143,18 @@ def start_child(args: list[str], env: Mapping[str, str], log: Path) -> Child:
     return Child(process, log, profiled=len(command) > len(NEWSMON) + len(args))
 
 
-async def committed_total(
-    consumer: AIOKafkaConsumer, topic: str, partitions: int, group: str
-) -> int:
-    """Sum of the group's committed offsets on the topic (0 where nothing is committed)."""
-    del group  # the consumer was built with it
+def group_watcher(settings: Settings, service: str) -> AIOKafkaConsumer:
+    """A consumer in `service`'s consumer group (shared/services.consumer_group) that never
+    subscribes: it only reads the group's committed offsets (`committed_total`)."""
+    return make_consumer(
+        settings,
+        group_id=consumer_group(settings.topic_prefix, service),
+        client_id=f"bench-watch-{service}",
+    )
+
+
+async def committed_total(consumer: AIOKafkaConsumer, topic: str, partitions: int) -> int:
+    """Sum of the consumer's group's committed offsets on the topic (0 where none is)."""
     tps = [TopicPartition(topic, p) for p in range(partitions)]
     return sum([await consumer.committed(tp) or 0 for tp in tps])
 

@@ -130,9 +130,9 @@ async def _tail(
     keep: Callable[[Any], bool] = lambda value: True,
     show: Callable[[Any], None] | None = None,
 ) -> int:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import TopicPartition
     from newsmon.shared.broker import broker_ready
-    from newsmon.shared.kafka import client_kwargs, security_kwargs, stop_consumer
+    from newsmon.shared.kafka import make_reader, security_kwargs, seek_to_time, stop_consumer
 
     bootstrap = settings.kafka_bootstrap or ""
     security = security_kwargs(settings)
@@ -142,12 +142,13 @@ async def _tail(
             await asyncio.sleep(1.0)
             if await broker_ready(bootstrap, security=security):
                 break
-    consumer = AIOKafkaConsumer(
-        **client_kwargs(settings),
-        group_id=None,
-        enable_auto_commit=False,
+    # A live tail (without --follow: to the ends it saw at start, by the same position rule
+    # as shared/statetopic.py); not the state-topic reader, as it also stops on --max and
+    # --idle-timeout and prints as it goes.
+    consumer = make_reader(
+        settings,
+        client_id="newsmon-tail",
         auto_offset_reset="earliest" if from_beginning else "latest",
-        isolation_level="read_committed",
     )
     await consumer.start()
     printed = 0
@@ -159,12 +160,7 @@ async def _tail(
         ]
         consumer.assign(tps)
         if since is not None:
-            found = await consumer.offsets_for_times(
-                dict.fromkeys(tps, int(since.timestamp() * 1000))
-            )
-            ends = await consumer.end_offsets(tps)
-            for tp in tps:
-                consumer.seek(tp, found[tp].offset if found.get(tp) else ends[tp])
+            await seek_to_time(consumer, tps, int(since.timestamp() * 1000))
         elif from_beginning:
             await consumer.seek_to_beginning(*tps)
         else:

@@ -19,11 +19,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError
-from newsmon.shared.kafka import bootstrap_of, client_kwargs, stop_consumer
+from newsmon.shared.kafka import bootstrap_of, make_reader, stop_consumer
 from newsmon.shared.messages import Article, Classified, Evidence, MessageDecodeError, decode
-from newsmon.shared.services import consumer_group
+from newsmon.shared.services import SERVICES, consumer_group
 from newsmon.shared.settings import Settings
 from rich.console import Console
 from rich.progress import Progress
@@ -387,7 +387,8 @@ async def _check_broker(settings: Settings) -> list[Check]:
         return [Check("broker", "FAIL", str(exc))]
     admin = make_admin(settings, client_id="newsmon-doctor")
     try:
-        await asyncio.wait_for(admin.start(), timeout=10)
+        async with asyncio.timeout(10):  # not wait_for: see shared.lifecycle.sleep_or_stop
+            await admin.start()
     except Exception as exc:  # any failure to start is "unreachable", said in one line
         return [Check("broker", "FAIL", f"{bootstrap}: {type(exc).__name__}: {exc}")]
     checks: list[Check] = []
@@ -435,14 +436,15 @@ def _local_kafka_version(settings: Settings) -> str:
 
 async def _check_lag(settings: Settings, admin: Any) -> list[Check]:
     """Committed offsets of each service's consumer group against the topics' ends."""
+    # The services whose consumer group does the work on the topic it reads (services table).
     groups = {
-        "classifier": settings.topics.articles,
-        "alerter": settings.topics.classified,
-        "notifier": settings.topics.alerts,
+        row.name: getattr(settings.topics, topic)
+        for row in SERVICES
+        if row.needs_partitions
+        for topic in row.consumes
     }
-    consumer = AIOKafkaConsumer(
-        **client_kwargs(settings), group_id=None, client_id="newsmon-doctor"
-    )
+    # Ends as the high watermark (read_uncommitted), as this check always measured lag.
+    consumer = make_reader(settings, client_id="newsmon-doctor", isolation_level="read_uncommitted")
     await consumer.start()
     checks = []
     try:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
@@ -34,10 +34,12 @@ __all__ = [
     "make_admin",
     "make_consumer",
     "make_producer",
+    "make_reader",
     "max_message_bytes",
     "new_topic",
     "retry_transient",
     "security_kwargs",
+    "seek_to_time",
     "wait_for_leaders",
 ]
 
@@ -93,8 +95,12 @@ def client_kwargs(settings: Settings) -> dict[str, Any]:
     return {"bootstrap_servers": bootstrap_of(settings), **security_kwargs(settings)}
 
 
-def make_admin(settings: Settings, *, client_id: str = "newsmon-admin") -> AIOKafkaAdminClient:
-    return AIOKafkaAdminClient(client_id=client_id, **client_kwargs(settings))
+def make_admin(
+    settings: Settings, *, client_id: str = "newsmon-admin", **options: Any
+) -> AIOKafkaAdminClient:
+    """The one way newsmon (and its tests) build an admin client. `options`: aiokafka's
+    arguments where a caller differs (`request_timeout_ms` of a quick probe)."""
+    return AIOKafkaAdminClient(**{**client_kwargs(settings), "client_id": client_id, **options})
 
 
 def new_topic(
@@ -163,6 +169,37 @@ def make_consumer(
         # heartbeats may be lost before the member is evicted.
         heartbeat_interval_ms=int(settings.kafka_session_timeout_s * 1000 / 3),
     )
+
+
+def make_reader(settings: Settings, *, client_id: str, **options: Any) -> AIOKafkaConsumer:
+    """A group-less consumer for readers that assign partitions themselves and commit nothing
+    (state-topic reads, the live tails of `newsmon web`, `newsmon tail` and the fetcher's
+    articles tail, offset look-ups): read_committed, so aborted transactional output is never
+    seen; a lost position starts at the earliest record. `options`: aiokafka's arguments where
+    a reader differs (fetch sizes, `auto_offset_reset`, ...)."""
+    return AIOKafkaConsumer(
+        **{
+            **client_kwargs(settings),
+            "group_id": None,
+            "client_id": client_id,
+            "enable_auto_commit": False,
+            "isolation_level": "read_committed",
+            "auto_offset_reset": "earliest",
+            **options,
+        }
+    )
+
+
+async def seek_to_time(
+    consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition], at_ms: int
+) -> None:
+    """Put each of the assigned `partitions` at its first record at or after `at_ms` (Unix
+    ms; ListOffsets by timestamp), or at its end when it has none that recent."""
+    found = await consumer.offsets_for_times(dict.fromkeys(partitions, at_ms))
+    ends = await consumer.end_offsets(list(partitions))
+    for tp in partitions:
+        at = found.get(tp)
+        consumer.seek(tp, at.offset if at is not None else ends[tp])
 
 
 # How long ensure_topics keeps retrying a broker that is not ready to create topics.

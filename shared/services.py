@@ -23,6 +23,7 @@ __all__ = [
     "SERVICE_NAMES",
     "Service",
     "ServiceMain",
+    "client_id",
     "consumer_group",
     "service",
 ]
@@ -107,3 +108,9 @@ def consumer_group(topic_prefix: str, name: str) -> str:
     """The Kafka consumer group every replica of service `name` joins (so they share the
     partitions, and lag tools find it): `<prefix>-<name>`."""
     return f"{topic_prefix}-{name}"
+
+
+def client_id(topic_prefix: str, name: str, instance_id: str) -> str:
+    """The Kafka client id of service `name`'s clients in replica `instance_id` (broker logs
+    and quotas tell the replicas apart): `<prefix>-<name>.<instance id>`."""
+    return f"{consumer_group(topic_prefix, name)}.{instance_id}"

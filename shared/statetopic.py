@@ -53,11 +53,12 @@ from aiokafka.errors import KafkaError
 
 from .kafka import (
     ENSURE_TOPICS_RETRY_S,
-    client_kwargs,
     create_topics,
     make_admin,
+    make_reader,
     new_topic,
     retry_transient,
+    seek_to_time,
     stop_consumer,
 )
 from .settings import Settings
@@ -201,14 +202,11 @@ async def scan_to_end(
     partitions = await topic_partitions(settings, spec.name)
     if not partitions:
         return {}
-    consumer = AIOKafkaConsumer(
-        **client_kwargs(settings),
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level=spec.isolation_level,
-        # Records dropped by retention under our feet: go on from the new start, not the end.
-        auto_offset_reset="earliest",
+    consumer = make_reader(
+        settings,
+        # Records dropped by retention under our feet: go on from the new start (earliest).
         client_id=f"{client_id}.{settings.instance_id}",
+        isolation_level=spec.isolation_level,
         max_partition_fetch_bytes=READ_FETCH_BYTES,
         fetch_max_bytes=READ_FETCH_BYTES,
     )
@@ -221,10 +219,7 @@ async def scan_to_end(
         await consumer.seek_to_beginning(*tps)
         ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
         if since_ms is not None:
-            found = await consumer.offsets_for_times(dict.fromkeys(tps, since_ms))
-            for tp in tps:
-                at = found.get(tp)
-                consumer.seek(tp, at.offset if at is not None else ends[tp])
+            await seek_to_time(consumer, tps, since_ms)
         await _drain(consumer, ends, handle, idle_cap_s, on_progress)
         return {tp.partition: end for tp, end in ends.items()}
     finally:

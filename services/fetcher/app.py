@@ -43,6 +43,7 @@ from newsmon.shared.kafka import ensure_topics, make_producer, wait_for_leaders
 from newsmon.shared.lifecycle import close_within
 from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
+from newsmon.shared.services import client_id
 from newsmon.shared.settings import Settings
 
 from .failures import Failure, FailureKind, failure_of
@@ -498,7 +499,9 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
     if loaded is None:
         return
     _, seen = loaded  # each feed's state is read when this replica gains the feed
-    producer = make_producer(settings, client_id=f"newsmon-fetcher.{settings.instance_id}")
+    producer = make_producer(
+        settings, client_id=client_id(settings.topic_prefix, "fetcher", settings.instance_id)
+    )
     await producer.start()
     parser = FeedParser(parse_workers(settings.fetch_parse_workers))
     budget = settings.shutdown_timeout_s

@@ -37,10 +37,10 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
-from newsmon.shared.kafka import client_kwargs, make_consumer, make_producer, stop_consumer
-from newsmon.shared.lifecycle import sleep_or_stop
+from newsmon.shared.backoff import Backoff
+from newsmon.shared.kafka import make_consumer, make_producer, make_reader, stop_consumer
 from newsmon.shared.metrics import Metrics
-from newsmon.shared.services import consumer_group
+from newsmon.shared.services import client_id, consumer_group
 from newsmon.shared.settings import Settings
 from newsmon.shared.statetopic import (
     StateTopic,
@@ -180,7 +180,10 @@ class ArticlesTail:
     """Follows the articles topic from where `load_seen_ids` stopped and adds every article to
     the dedup memory, whichever replica published it: a feed that moves here is not published
     again, and two replicas' feeds carrying one article mostly publish it once (two polls in
-    the same second can still both publish it: same id, consumers dedupe by id)."""
+    the same second can still both publish it: same id, consumers dedupe by id).
+
+    A live tail, so not shared/statetopic.py's read to the end: it never ends and has no idle
+    cap (a quiet topic is normal); `catch_up` waits for the ends asked at its call."""
 
     def __init__(self, settings: Settings, seen: SeenIds) -> None:
         self.settings = settings
@@ -192,11 +195,10 @@ class ArticlesTail:
 
     async def start(self) -> None:
         topic = self.settings.topics.articles
-        consumer = AIOKafkaConsumer(
-            **client_kwargs(self.settings),
-            enable_auto_commit=False,
-            isolation_level="read_committed",
+        consumer = make_reader(
+            self.settings,
             client_id=f"newsmon-fetcher-tail.{self.settings.instance_id}",
+            auto_offset_reset="latest",  # aiokafka's default, as this tail always had
         )
         await consumer.start()
         try:
@@ -229,17 +231,18 @@ class ArticlesTail:
         while True:
             try:
                 batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+                for records in batch.values():
+                    for record in records:
+                        remember_article(self.seen, record.key, record.value)
+                # shared/statetopic's end rule: the position, which steps over markers.
+                for tp in self._next:
+                    self._next[tp] = await consumer.position(tp)
             except KafkaError as exc:
                 log.warning(
                     "reading %s for the dedup memory: %s", self.settings.topics.articles, exc
                 )
                 await asyncio.sleep(1.0)
                 continue
-            for tp, records in batch.items():
-                for record in records:
-                    remember_article(self.seen, record.key, record.value)
-                if records:
-                    self._next[tp] = records[-1].offset + 1
             self._progress.set()
 
     async def catch_up(self, timeout_s: float = CATCH_UP_TIMEOUT_S) -> bool:
@@ -414,7 +417,7 @@ class FeedSource(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
         consumer = make_consumer(
             self.settings,
             group_id=fetcher_group(self.settings),
-            client_id=f"{fetcher_group(self.settings)}.{self.settings.instance_id}",
+            client_id=client_id(self.settings.topic_prefix, "fetcher", self.settings.instance_id),
         )
         consumer.subscribe([self.topic], listener=self)
         await consumer.start()
@@ -423,6 +426,7 @@ class FeedSource(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
                 batch = await consumer.getmany(timeout_ms=500)
                 async with self._lock:
                     self._apply(batch)
+                    await self._note_positions(consumer)
                     await self._seek_new(consumer)
                     await self._reconcile()
                 if batch:
@@ -449,6 +453,18 @@ class FeedSource(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
                     table[name] = parsed
             if records:
                 self._next[tp.partition] = records[-1].offset + 1
+
+    async def _note_positions(self, consumer: AIOKafkaConsumer) -> None:
+        """Partitions still being read up to their end: their position, by shared/statetopic's
+        end rule (`position()` steps over offsets no record is returned for: commit markers,
+        records compacted away), so the end is reached even when the record at end-1 is not
+        returned. The feeds topic is otherwise followed live: it never ends."""
+        for partition in list(self._ends):
+            try:
+                position = await consumer.position(TopicPartition(self.topic, partition))
+            except (KafkaError, IllegalStateError):
+                continue  # being revoked or not sought yet: next round
+            self._next[partition] = max(self._next.get(partition, 0), position)
 
     async def _seek_new(self, consumer: AIOKafkaConsumer) -> None:
         """Read newly assigned partitions from their beginning: their feeds start once the
@@ -543,7 +559,8 @@ async def _commit(consumer: AIOKafkaConsumer) -> None:
     group caught up instead of a lag of the whole topic. Outside the lock: a commit during a
     rebalance must not wait on a revoke callback that waits on the lock."""
     with contextlib.suppress(KafkaError, TimeoutError):
-        await asyncio.wait_for(consumer.commit(), 10.0)
+        async with asyncio.timeout(10.0):  # not wait_for: see shared.lifecycle.sleep_or_stop
+            await consumer.commit()
 
 
 async def run_fleet(
@@ -561,7 +578,7 @@ async def run_fleet(
     `stop`. Kafka failing under it (the group consumer cannot start, the broker went away for
     good) hands the feeds over as a rebalance does and joins again after a pause."""
     imported = False
-    delay = 1.0
+    rejoin = Backoff(first_s=1.0, cap_s=30.0)  # source.run returns on stop or raises
     while not stop.is_set():
         tail = ArticlesTail(settings, seen)
         try:
@@ -580,8 +597,9 @@ async def run_fleet(
             )
             await source.run(stop)
         except KafkaError as exc:
-            log.warning("fetcher fleet: Kafka failed (%s); joining again in %.0fs", exc, delay)
+            log.warning(
+                "fetcher fleet: Kafka failed (%s); joining again in %.0fs", exc, rejoin.delay_s
+            )
         finally:
             await tail.stop()
-        await sleep_or_stop(stop, delay)
-        delay = min(delay * 2, 30.0)
+        await rejoin.pause(stop)

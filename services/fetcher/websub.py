@@ -54,6 +54,7 @@ from typing import Any, Final, Protocol
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
+from newsmon.shared.backoff import exponential_delay
 from newsmon.shared.clock import Clock
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
@@ -115,7 +116,7 @@ def renewal_at(verified_at: float, lease_s: float) -> float:
 
 def retry_delay(attempts: int) -> float:
     """Seconds before asking a hub again after `attempts` unsuccessful requests in a row."""
-    return min(RETRY_MIN_S * 2.0 ** min(max(attempts - 1, 0), 20), RETRY_MAX_S)
+    return exponential_delay(RETRY_MIN_S, max(attempts, 1), RETRY_MAX_S)
 
 
 def signature_ok(header: str | None, body: bytes, secret: str) -> bool:

@@ -41,7 +41,7 @@ from newsmon.shared.messages import Alert, MessageDecodeError, decode, utc_now
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.pipeline import Record, observe_lag
 from newsmon.shared.rewind import Rewind
-from newsmon.shared.services import consumer_group
+from newsmon.shared.services import client_id, consumer_group
 from newsmon.shared.settings import Settings
 
 from .markers import (
@@ -318,12 +318,12 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
         await stop.wait()
         return
     await ensure_marker_topic(settings)
-    client_id = f"newsmon-notifier.{settings.instance_id}"
+    own_id = client_id(settings.topic_prefix, SERVICE, settings.instance_id)
     group = notifier_group(settings)
-    consumer = make_consumer(settings, group_id=group, client_id=client_id)
+    consumer = make_consumer(settings, group_id=group, client_id=own_id)
     listener = _ReloadOnAssign()
     consumer.subscribe([settings.topics.alerts], listener=listener)
-    producer = make_producer(settings, client_id=client_id)
+    producer = make_producer(settings, client_id=own_id)
     async with httpx.AsyncClient(timeout=10.0) as client:
         sleep = _stoppable_sleep(stop)
         sender = SlackSender(

@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from jinja2 import Environment, PackageLoader, select_autoescape
 from newsmon.fetcher.state import FeedState, state_topic
 from newsmon.shared.errors import ConfigError
-from newsmon.shared.kafka import client_kwargs, stop_consumer
+from newsmon.shared.kafka import make_reader, seek_to_time, stop_consumer
 from newsmon.shared.lifecycle import sleep_or_stop
 from newsmon.shared.messages import Alert, MessageDecodeError, decode
 from newsmon.shared.metrics import Metrics
@@ -274,15 +274,13 @@ async def follow(
     on_batch: Callable[[], None] = lambda: None,
 ) -> None:
     """Read every partition of `topic` (from the beginning, or from the time `start_ms` gives)
-    and follow it until `stop`. A topic that does not exist yet is waited for."""
-    consumer = AIOKafkaConsumer(
-        **client_kwargs(settings),
-        group_id=None,
-        client_id=f"newsmon-web-{topic}",
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-        max_poll_records=settings.batch_size,
+    and follow it until `stop`. A topic that does not exist yet is waited for.
+
+    A live tail, not shared/statetopic.py's read to the end: it never ends, so it needs no
+    end rule nor idle cap (a quiet topic is normal); it only tells `on_batch` when records
+    came, and a Kafka failure is `follow_forever`'s to retry."""
+    consumer = make_reader(
+        settings, client_id=f"newsmon-web-{topic}", max_poll_records=settings.batch_size
     )
     await consumer.start()
     try:
@@ -294,11 +292,7 @@ async def follow(
         if at is None:
             await consumer.seek_to_beginning(*partitions)
         else:
-            offsets = await consumer.offsets_for_times(dict.fromkeys(partitions, at))
-            ends = await consumer.end_offsets(partitions)
-            for tp in partitions:
-                found = offsets.get(tp)
-                consumer.seek(tp, found.offset if found is not None else ends[tp])
+            await seek_to_time(consumer, partitions, at)
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():

@@ -25,12 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from newsmon.shared.broker import broker_ready
 from newsmon.shared.kafka import stop_consumer
 from newsmon.shared.messages import Alert, MessageDecodeError, decode
 
+from tests.support.kafka_admin import plain_settings, topic_exists
 from tests.support.news_stream import Batch, FeedStream, token_in
 from tests.support.newsmon_process import NewsmonProcesses
 from tests.support.slack_stub import SlackStub
@@ -97,15 +97,7 @@ def write_feeds_file(path: Path, url: str) -> Path:
 async def _topic_exists(bootstrap: str, topic: str) -> bool:
     if not await broker_ready(bootstrap, timeout_s=3.0):
         return False
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
-    try:
-        await admin.start()
-        return topic in await admin.list_topics()
-    except Exception:
-        return False
-    finally:
-        with contextlib.suppress(Exception):
-            await admin.close()
+    return await topic_exists(plain_settings(bootstrap), topic)
 
 
 class AlertWatch:

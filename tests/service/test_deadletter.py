@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 from newsmon.shared.deadletter import DeadLetters
-from newsmon.shared.kafka import MAX_REQUEST_BYTES, header, make_admin, make_producer, new_topic
+from newsmon.shared.kafka import MAX_REQUEST_BYTES, header, make_producer
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
 
+from tests.support.kafka_admin import create_topic
 from tests.support.kafka_read import read_topic
 
 pytestmark = pytest.mark.kafka
@@ -26,21 +27,11 @@ def _record(offset: int, value: bytes) -> Any:
     )
 
 
-async def _create_small_dlq(settings: Settings) -> None:
-    admin = make_admin(settings)
-    await admin.start()
-    try:
-        limit = {"max.message.bytes": str(DLQ_MAX_BYTES)}
-        await admin.create_topics([new_topic(settings, settings.topics.dlq, 1, limit)])
-    finally:
-        await admin.close()
-
-
 async def test_dead_letters_keep_the_record_or_a_stub_when_it_is_too_large(
     kafka_settings: Settings,
 ) -> None:
     settings = kafka_settings
-    await _create_small_dlq(settings)
+    await create_topic(settings, settings.topics.dlq, 1, {"max.message.bytes": str(DLQ_MAX_BYTES)})
     metrics = Metrics()
     letters = DeadLetters(topic=settings.topics.dlq, service="test", metrics=metrics)
     error = ValueError("not an alert")

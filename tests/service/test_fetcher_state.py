@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from newsmon.fetcher.state import (
     FeedState,
     KafkaSink,
@@ -21,6 +18,8 @@ from newsmon.shared.kafka import ensure_topics, make_producer
 from newsmon.shared.messages import Article
 from newsmon.shared.settings import Settings
 
+from tests.support.kafka_admin import topic_configs
+
 pytestmark = pytest.mark.kafka
 
 
@@ -30,20 +29,8 @@ async def test_state_and_seen_ids_survive_a_restart(kafka_settings: Settings) ->
     await ensure_state_topic(settings)
     await ensure_state_topic(settings)  # idempotent
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        resource = ConfigResource(ConfigResourceType.TOPIC, state_topic(settings))
-        for _ in range(100):  # the new topic reaches every broker component a moment later
-            [described] = await admin.describe_configs([resource])
-            if described.resources[0][0] == 0:
-                break
-            await asyncio.sleep(0.1)
-    finally:
-        await admin.close()
-    # DescribeConfigs response: resources = [(error_code, error_message, type, name, entries)]
-    entries = described.resources[0][4]
-    assert ("cleanup.policy", "compact") in {(e[0], e[1]) for e in entries}, entries
+    configs = await topic_configs(settings, state_topic(settings))
+    assert configs["cleanup.policy"] == "compact", configs
 
     article = Article(
         id="abc123",

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from newsmon.runner import SERVICES, serve
 from newsmon.shared.broker import Listener, LocalKafka, ScramUser, broker_ready, free_port
 from newsmon.shared.errors import KafkaAccessError
@@ -29,6 +28,7 @@ from pydantic import SecretStr
 
 from tests.conftest import KAFKA_HOME, REPO
 from tests.support.feed_server import serve_directory
+from tests.support.kafka_admin import plain_settings, wait_for_topic
 from tests.support.kafka_read import read_topic
 from tests.support.pki import KEY_PASSWORD, Pki, make_pki
 from tests.support.slack_stub import SlackStub
@@ -163,7 +163,11 @@ async def test_whole_pipeline_runs_over_sasl_ssl_scram(
             try:
                 # Read back through the broker's PLAINTEXT listener, as an outside reader, once
                 # the services created the topic (a reader started before would give up).
-                await _wait_for_topic(secure_kafka.broker.bootstrap, settings.topics.alerts)
+                await wait_for_topic(
+                    plain_settings(secure_kafka.broker.bootstrap),
+                    settings.topics.alerts,
+                    timeout_s=120.0,
+                )
                 alerts = await read_topic(
                     secure_kafka.broker.bootstrap,
                     settings.topics.alerts,
@@ -178,19 +182,6 @@ async def test_whole_pipeline_runs_over_sasl_ssl_scram(
     assert exit_code == 0
     assert len(alerts) == 1
     assert len(slack.requests) == 1
-
-
-async def _wait_for_topic(bootstrap: str, topic: str, timeout_s: float = 120.0) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        async with asyncio.timeout(timeout_s):
-            while True:
-                if topic in set(await admin.list_topics()):
-                    return
-                await asyncio.sleep(0.5)
-    finally:
-        await admin.close()
 
 
 async def _round_trip(settings: Settings) -> None:

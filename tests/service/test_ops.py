@@ -14,6 +14,7 @@ import prometheus_client.openmetrics.exposition
 import pytest
 from newsmon.runner import serve
 from newsmon.shared.metrics import Metrics, serve_ops
+from newsmon.shared.services import consumer_group
 from newsmon.shared.settings import Settings
 
 
@@ -135,7 +136,7 @@ async def test_pipeline_becomes_ready_and_reports_zero_lag(
                 return (await _get_async(f"{base}/readyz"))[0] == 200
 
             await _until(ready)
-            group = f"{settings.topic_prefix}-classifier"
+            group = consumer_group(settings.topic_prefix, "classifier")
             want = {(group, str(p)) for p in range(settings.topic_partitions)}
 
             async def every_partition_has_lag() -> bool:

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from newsmon.alerter import app as alerter
 from newsmon.classifier import app as classifier
 from newsmon.shared.kafka import ensure_topics, header
@@ -20,6 +19,7 @@ from newsmon.shared.messages import Alert, Article, Classified, decode, encode
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
 
+from tests.support.kafka_admin import create_topic
 from tests.support.kafka_read import read_topic
 
 pytestmark = pytest.mark.kafka
@@ -47,24 +47,6 @@ def article(article_id: str, *, title: str = MATCHING_TITLE, text: str = "") -> 
     )
 
 
-async def _create_small_classified_topic(settings: Settings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [
-                NewTopic(
-                    settings.topics.classified,
-                    settings.topic_partitions,
-                    settings.topic_replication,
-                    topic_configs={"max.message.bytes": str(CLASSIFIED_MAX_BYTES)},
-                )
-            ]
-        )
-    finally:
-        await admin.close()
-
-
 @contextlib.asynccontextmanager
 async def running_stages(settings: Settings, metrics: Metrics) -> AsyncIterator[None]:
     stop = asyncio.Event()
@@ -84,7 +66,8 @@ async def test_too_long_text_is_trimmed_and_alerted_unfittable_goes_to_dlq(
     kafka_settings: Settings,
 ) -> None:
     settings = kafka_settings
-    await _create_small_classified_topic(settings)
+    limit = {"max.message.bytes": str(CLASSIFIED_MAX_BYTES)}
+    await create_topic(settings, settings.topics.classified, settings.topic_partitions, limit)
     await ensure_topics(settings)  # the others, default size limit
     long_text = " ".join([MATCHING_SUMMARY] * 400)  # about 90 KB of full text
     huge_title = "Pyongyang " * 3_000  # 30 KB of headline: nothing we trim can make it fit

@@ -13,13 +13,12 @@ import asyncio
 import uuid
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from newsmon.alerter import app as alerter
 from newsmon.shared.kafka import ensure_topics, make_producer, wait_for_leaders
 from newsmon.shared.settings import Settings
 
 from tests.service.test_alerter_grouping import RunningAlerter, classified, produce, read_alerts
+from tests.support.kafka_admin import topic_configs
 from tests.support.kafka_read import read_topic
 
 pytestmark = pytest.mark.kafka
@@ -68,13 +67,5 @@ async def test_alerter_creates_its_state_topic_after_its_producer_and_alerts_at_
     )
     assert m("newsmon_alerts_published_total", {"topic": settings.topics.alerts}) == 1
     # The topic the processor created is the compacted state topic, not a plain one.
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        resource = ConfigResource(ConfigResourceType.TOPIC, alerter.state_topic(settings))
-        [described] = await admin.describe_configs([resource])
-    finally:
-        await admin.close()
-    # DescribeConfigs response: resources = [(error_code, error_message, type, name, entries)]
-    configs = {name: value for name, value, *_ in described.resources[0][4]}
+    configs = await topic_configs(settings, alerter.state_topic(settings))
     assert configs["cleanup.policy"] == "compact,delete"

@@ -8,12 +8,10 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import InvalidReplicationFactorError
 from newsmon.shared.kafka import (
     client_kwargs,
     ensure_topics,
-    make_admin,
     make_producer,
     stop_consumer,
 )
@@ -29,20 +27,9 @@ from newsmon.shared.statetopic import (
     write_many,
 )
 
+from tests.support.kafka_admin import topic_configs
+
 pytestmark = pytest.mark.kafka
-
-
-async def _topic_configs(settings: Settings, topic: str) -> dict[str, str]:
-    admin = make_admin(settings)
-    await admin.start()
-    try:
-        [described] = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, topic)]
-        )
-    finally:
-        await admin.close()
-    # DescribeConfigs: resources = [(error_code, error_message, type, name, entries)]
-    return {e[0]: e[1] for e in described.resources[0][4]}
 
 
 async def test_empty_and_missing_topics_read_at_once(kafka_settings: Settings) -> None:
@@ -51,7 +38,7 @@ async def test_empty_and_missing_topics_read_at_once(kafka_settings: Settings) -
     assert await read_to_end(settings, topic, lambda k, v: None) == {}, "missing: nothing"
     assert await ensure_state_topic(settings, topic) is True
     assert await ensure_state_topic(settings, topic) is False, "idempotent"
-    configs = await _topic_configs(settings, topic.name)
+    configs = await topic_configs(settings, topic.name)
     assert configs["cleanup.policy"] == "compact,delete"
     assert configs["retention.ms"] == "86400000"
     assert await read_to_end(settings, topic, lambda k, v: None) == {0: 0}
@@ -62,7 +49,7 @@ async def test_plain_topic_write_many_and_tombstone(kafka_settings: Settings) ->
     settings = kafka_settings
     topic = StateTopic(f"{settings.topic_prefix}.plain-state.v1")
     await ensure_state_topic(settings, topic)
-    assert (await _topic_configs(settings, topic.name))["cleanup.policy"] == "compact"
+    assert (await topic_configs(settings, topic.name))["cleanup.policy"] == "compact"
     producer = make_producer(settings, client_id="test-statetopic-plain")
     await producer.start()
     try:

@@ -10,7 +10,6 @@ import shutil
 from collections.abc import Iterator, Sequence
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from newsmon.runner import serve
 from newsmon.shared.broker import LocalKafka, free_port
 from newsmon.shared.kafka import ensure_topics
@@ -23,37 +22,13 @@ from pydantic import SecretStr
 from tests.conftest import KAFKA_HOME, REPO
 from tests.service.test_output_size import article
 from tests.service.test_pipeline import _produce
+from tests.support.kafka_admin import delete_topic, wait_for_topic
 from tests.support.kafka_read import read_topic
 from tests.support.slack_stub import SlackStub, StubReply
 
 pytestmark = pytest.mark.kafka
 
 MATCHING = article("held-off")
-
-
-async def _delete_topic(settings: Settings, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics([topic])
-        for _ in range(150):  # deletion reaches the metadata a moment later
-            if topic not in set(await admin.list_topics()):
-                break
-            await asyncio.sleep(0.2)
-    finally:
-        await admin.close()
-
-
-async def _wait_until_exists(settings: Settings, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        for _ in range(300):  # a generous minute
-            if topic in set(await admin.list_topics()):
-                return
-            await asyncio.sleep(0.2)
-    finally:
-        await admin.close()
 
 
 async def test_an_output_topic_deleted_while_running_is_recreated(
@@ -87,8 +62,8 @@ async def test_an_output_topic_deleted_while_running_is_recreated(
             await ready.wait()
         await _produce(bootstrap, topics.articles, [b"before"])
         await read_topic(bootstrap, topics.classified, until=lambda rs: len(rs) >= 1)
-        await _delete_topic(settings, topics.classified)
-        await _wait_until_exists(settings, topics.classified)  # re-created by the idle stage
+        await delete_topic(settings, topics.classified)
+        await wait_for_topic(settings, topics.classified)  # re-created by the idle stage
         await _produce(bootstrap, topics.articles, [b"after"])
         out = await read_topic(
             bootstrap, topics.classified, until=lambda rs: len(rs) >= 1, timeout_s=90
