@@ -137,6 +137,24 @@ def _field_sentences(
     return found, len(spans)
 
 
+def _sentences_irrelevant(categories: set[str]) -> bool:
+    """True when no feature and no evidence depends on which sentence holds which hit.
+    Everything sentence-level needs a DPRK hit (pairs, core, leaders, dprk_share, evidence)
+    except topical_near (a topic beside Russia or the front): without DPRK, and without
+    topics or without Russia/the front, only each field's categories and hit counts matter.
+    Such items (hits, but no North Korea: war news, other military news) are then scored
+    without the sentence split."""
+    return categories.isdisjoint(_DPRK) and (
+        categories.isdisjoint(_TOPICAL) or categories.isdisjoint(_RUSSIA | _FRONT)
+    )
+
+
+def _whole_field(name: FieldName, value: str, hits: list[Hit]) -> _Sentence:
+    """One field as a single `_Sentence` holding all its hits (see `_sentences_irrelevant`;
+    offsets stay folded: nothing is cut out of it as evidence)."""
+    return _Sentence(name, 0, len(value), hits, {hit.category for hit in hits})
+
+
 def _analyse(lexicon: Lexicon, title: str, summary: str, text: str) -> tuple[list[_Sentence], int]:
     """The sentences with hits of the item's fields in order, and the item's sentence count."""
     scanned = []
@@ -148,6 +166,8 @@ def _analyse(lexicon: Lexicon, title: str, summary: str, text: str) -> tuple[lis
         # No hit anywhere (most of a real news stream): every feature is 0 whatever the
         # sentences are, so the text is not split into them.
         return [], 0
+    if _sentences_irrelevant({hit.category for *_, hits in scanned for hit in hits}):
+        return [_whole_field(name, value, hits) for name, value, _, hits in scanned if hits], 0
     sentences: list[_Sentence] = []
     count = 0
     for name, value, folded, hits in scanned:

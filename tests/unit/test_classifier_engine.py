@@ -325,3 +325,39 @@ def test_weights_file_names_the_engine_features() -> None:
     assert 0.0 < weights.threshold < 1.0
     with pytest.raises(ValueError, match="features"):
         load_weights('{"features": ["x"], "weights": [1], "bias": 0, "threshold": 0.5}')
+
+
+# Items with lexicon hits but no North Korea, and no topic beside Russia or the front (other
+# military news, trade, tourism): scored without the sentence split. Each must get what the
+# sentence-by-sentence path gives. (title, summary, whether the shortcut applies)
+WITHOUT_DPRK: list[tuple[str, str, bool]] = [
+    ("Iran tests a new ballistic missile", "The launch came days after talks with Beijing.", True),
+    ("Tourists ride the Trans-Siberian railway", "Trade fair in Vladivostok draws crowds.", True),
+    ("Moscow hosts a film festival", "Russian and Belarusian directors attend.", True),
+    ("Troops and drones on parade", "Missiles and artillery shells were shown.", True),
+    # Russia (or the front) beside a topic: topical_near counts per sentence, so no shortcut.
+    ("Russia shells Kharkiv overnight", "Missiles hit power plants. Troops advance.", False),
+    ("Fighting in Kursk region continues", "Ukrainian drones struck an ammunition depot.", False),
+]
+
+
+@pytest.mark.parametrize(("title", "summary", "applies"), WITHOUT_DPRK)
+def test_items_without_dprk_score_as_the_sentence_path_does(
+    clf: Classifier, title: str, summary: str, applies: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from newsmon.classifier import engine
+
+    taken: list[bool] = []
+    irrelevant = engine._sentences_irrelevant
+
+    def spy(categories: set[str]) -> bool:
+        taken.append(irrelevant(categories))
+        return taken[-1]
+
+    monkeypatch.setattr(engine, "_sentences_irrelevant", spy)
+    shortcut = clf.classify(title=title, summary=summary)
+    features = engine.extract_features(clf.lexicon, title=title, summary=summary)
+    assert taken == [applies, applies]
+    monkeypatch.setattr(engine, "_sentences_irrelevant", lambda categories: False)
+    assert clf.classify(title=title, summary=summary) == shortcut
+    assert engine.extract_features(clf.lexicon, title=title, summary=summary) == features
