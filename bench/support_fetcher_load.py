@@ -44,7 +44,7 @@ from newsmon.fetcher.app import Fetcher
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.http import make_client
 from newsmon.fetcher.parse_workers import FeedParser, parse_workers
-from newsmon.fetcher.publish import Publisher
+from newsmon.fetcher.publish import PublishConfig, Publisher
 from newsmon.fetcher.ssrf import AllowList
 from newsmon.fetcher.state import FeedState, KafkaSink, SeenIds, ensure_state_topic, url_key
 from newsmon.shared.kafka import ensure_topics, make_producer
@@ -137,7 +137,7 @@ def _fetcher(
     parser: FeedParser,
 ) -> Fetcher:
     """A Fetcher as app.run builds it (without Kafka, WebSub or full-text pages)."""
-    publisher = Publisher.from_settings(settings, metrics, sink, seen)
+    publisher = Publisher(PublishConfig.from_settings(settings), metrics, sink, seen)
     return Fetcher(settings, metrics, sink, client, publisher, parser=parser)
 
 
@@ -403,8 +403,8 @@ async def through_kafka(
     try:
         with FeedParser(parse_workers(settings.fetch_parse_workers)) as parser:
             async with _client(settings) as client:
-                sink = KafkaSink(settings, producer)
-                publisher = Publisher.from_settings(settings, metrics, sink, seen)
+                sink = KafkaSink(settings.topics, producer)
+                publisher = Publisher(PublishConfig.from_settings(settings), metrics, sink, seen)
                 fetcher = Fetcher(settings, metrics, sink, client, publisher, parser=parser)
                 # First poll of every feed (whole bodies parsed, items remembered), not
                 # counted: the steady state is what is measured.

@@ -17,15 +17,12 @@ from newsmon.shared.kafka import ensure_topics, security_kwargs
 from newsmon.shared.lifecycle import install_stop_signals, run_until_stopped, sleep_or_stop
 from newsmon.shared.logging import count_kafka_connect_failures
 from newsmon.shared.metrics import Metrics, serve_ops
-from newsmon.shared.services import SERVICE_NAMES, ServiceMain, service
+from newsmon.shared.services import ServiceMain, service
 from newsmon.shared.settings import Settings
 
-__all__ = ["SERVICES", "local_bootstrap", "serve"]
+__all__ = ["local_bootstrap", "serve"]
 
 log = logging.getLogger("newsmon")
-
-# The names of the services in the order `newsmon run` starts them (the table: shared/services).
-SERVICES = SERVICE_NAMES
 
 
 def local_bootstrap(settings: Settings) -> str:

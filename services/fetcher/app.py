@@ -49,12 +49,12 @@ from newsmon.shared.settings import Settings
 from .failures import Failure, FailureKind, failure_of
 from .feeds import FeedConfig, load_feeds
 from .fleet import FeedTasks, OwnedFeeds, run_fleet
-from .fulltext import PageTexts
+from .fulltext import FullTextConfig, PageTexts
 from .http import FetchResult, HostLimiter, Validators, fetch, make_client
 from .items import Memo
 from .load import DueSlots, Saturation
 from .parse_workers import FeedParser, parse_workers
-from .publish import Publisher, in_stage
+from .publish import PublishConfig, Publisher, in_stage
 from .schedule import Bounds, adaptive_interval, next_delay
 from .ssrf import AllowList
 from .state import (
@@ -521,11 +521,13 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
             allow=AllowList.parse(settings.fetch_allow_hosts),
             max_connections=max(16, settings.fetch_concurrency * 2),
         ) as client:
-            sink = KafkaSink(settings, producer)
+            sink = KafkaSink(settings.topics, producer)
             # Feed polls and article pages share the per-host limits (politeness per site).
             hosts = HostLimiter(settings.fetch_per_host_concurrency)
-            pages = PageTexts.from_settings(settings, client, metrics, hosts)
-            publisher = Publisher.from_settings(settings, metrics, sink, seen, pages=pages)
+            pages = PageTexts(FullTextConfig.from_settings(settings), client, metrics, hosts)
+            publisher = Publisher(
+                PublishConfig.from_settings(settings), metrics, sink, seen, pages=pages
+            )
             owned = OwnedFeeds()  # the feeds this replica polls now (fleet.py)
             websub = None
             if settings.websub:  # pushes take the same dedupe/publish step as polls

@@ -22,6 +22,7 @@ import logging
 import re
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final, Literal
 
 import httpx
@@ -38,6 +39,7 @@ from .parse import MAX_TEXT_CHARS
 __all__ = [
     "MIN_TEXT_CHARS",
     "SHORT_SUMMARY_CHARS",
+    "FullTextConfig",
     "FullTextMode",
     "PageTexts",
     "adds_to_summary",
@@ -150,43 +152,42 @@ def extract_main_text(
     return truncate("\n".join(line for line in lines if line), max_chars)
 
 
-class PageTexts:
-    """Fills Article.text of new articles from their pages (see the module docstring)."""
+@dataclass(frozen=True, slots=True)
+class FullTextConfig:
+    """The settings the page fetcher uses (NEWSMON_FETCH_FULL_TEXT_CONCURRENCY and _TIMEOUT_S,
+    and the feed fetch's body cap and redirect limit, which pages get too)."""
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        metrics: Metrics,
-        *,
-        hosts: HostLimiter,
-        concurrency: int,
-        deadline_s: float,
-        max_bytes: int,
-        max_redirects: int,
-        max_chars: int = MAX_TEXT_CHARS,
-    ) -> None:
-        self.client = client
-        self.metrics = metrics
-        self.hosts = hosts
-        self.slots = asyncio.Semaphore(concurrency)
-        self.deadline_s = deadline_s
-        self.max_bytes = max_bytes
-        self.max_redirects = max_redirects
-        self.max_chars = max_chars
+    concurrency: int
+    deadline_s: float
+    max_bytes: int
+    max_redirects: int
+    max_chars: int = MAX_TEXT_CHARS
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings, client: httpx.AsyncClient, metrics: Metrics, hosts: HostLimiter
-    ) -> PageTexts:
+    def from_settings(cls, settings: Settings) -> FullTextConfig:
         return cls(
-            client,
-            metrics,
-            hosts=hosts,
             concurrency=settings.fetch_full_text_concurrency,
             deadline_s=settings.fetch_full_text_timeout_s,
             max_bytes=settings.fetch_max_bytes,
             max_redirects=settings.fetch_max_redirects,
         )
+
+
+class PageTexts:
+    """Fills Article.text of new articles from their pages (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: FullTextConfig,
+        client: httpx.AsyncClient,
+        metrics: Metrics,
+        hosts: HostLimiter,
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.metrics = metrics
+        self.hosts = hosts
+        self.slots = asyncio.Semaphore(config.concurrency)
 
     async def fill(self, feed: str, articles: Sequence[Article]) -> list[Article]:
         """`articles` in the same order, each with the text of its page when that worked.
@@ -226,9 +227,9 @@ class PageTexts:
             result = await fetch(
                 self.client,
                 article.url,
-                max_bytes=self.max_bytes,
-                deadline_s=self.deadline_s,
-                max_redirects=self.max_redirects,
+                max_bytes=self.config.max_bytes,
+                deadline_s=self.config.deadline_s,
+                max_redirects=self.config.max_redirects,
             )
         if not is_html(result.content_type):
             raise FetchError(
@@ -239,5 +240,5 @@ class PageTexts:
             result.body,
             url=result.final_url,
             content_type=result.content_type,
-            max_chars=self.max_chars,
+            max_chars=self.config.max_chars,
         )

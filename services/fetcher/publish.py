@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Protocol
 
 from newsmon.shared.clock import Clock
@@ -24,7 +25,14 @@ from .fulltext import FullTextMode, PageTexts, wants_full_text
 from .parse import ParsedFeed
 from .state import FeedState, PublishError, SeenIds, url_key
 
-__all__ = ["ALSO_SEEN_MAX", "ArticleSink", "Publisher", "in_stage", "record_also_seen"]
+__all__ = [
+    "ALSO_SEEN_MAX",
+    "ArticleSink",
+    "PublishConfig",
+    "Publisher",
+    "in_stage",
+    "record_also_seen",
+]
 
 log = logging.getLogger("newsmon.fetcher")
 
@@ -48,6 +56,18 @@ def in_stage(metrics: Metrics, stage: str) -> Iterator[None]:
         gauge.dec()
 
 
+@dataclass(frozen=True, slots=True)
+class PublishConfig:
+    """The settings the publish step uses: the articles topic and NEWSMON_FETCH_FULL_TEXT."""
+
+    articles_topic: str
+    full_text: FullTextMode = "auto"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PublishConfig:
+        return cls(articles_topic=settings.topics.articles, full_text=settings.fetch_full_text)
+
+
 class Publisher:
     """Dedupe, full text and publish for one fetcher process. `in_flight` holds the keys (id,
     canonical URL) of articles being published or kept for publishing right now -> their feed:
@@ -56,45 +76,22 @@ class Publisher:
 
     def __init__(
         self,
+        config: PublishConfig,
+        metrics: Metrics,
         sink: ArticleSink,
         seen: SeenIds,
-        metrics: Metrics,
         *,
-        articles_topic: str,
-        full_text: FullTextMode = "auto",
         pages: PageTexts | None = None,
         clock: Clock = time.time,
     ) -> None:
         """`pages` fetches article pages for full text; without it no page is fetched."""
+        self.config = config
+        self.metrics = metrics
         self.sink = sink
         self.seen = seen
-        self.metrics = metrics
-        self.articles_topic = articles_topic
-        self.full_text = full_text
         self.pages = pages
         self.clock = clock
         self.in_flight: dict[str, str] = {}
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        metrics: Metrics,
-        sink: ArticleSink,
-        seen: SeenIds,
-        *,
-        pages: PageTexts | None = None,
-        clock: Clock = time.time,
-    ) -> Publisher:
-        return cls(
-            sink,
-            seen,
-            metrics,
-            articles_topic=settings.topics.articles,
-            full_text=settings.fetch_full_text,
-            pages=pages,
-            clock=clock,
-        )
 
     def claim(self, feed: FeedConfig, articles: list[Article]) -> None:
         """Mark `articles` as `feed`'s until `unclaim`: no other feed publishes them."""
@@ -141,7 +138,7 @@ class Publisher:
         if not fresh:
             return
         if self.pages is not None and wants_full_text(
-            self.full_text, feed.full_text, parsed.articles
+            self.config.full_text, feed.full_text, parsed.articles
         ):
             self.claim(feed, fresh)
             try:
@@ -179,7 +176,7 @@ class Publisher:
         if not count:
             return
         self.metrics.feed_items.labels(feed.name, "new").inc(count)
-        self.metrics.items_out.labels("fetcher", self.articles_topic).inc(count)
+        self.metrics.items_out.labels("fetcher", self.config.articles_topic).inc(count)
         log.info("feed %s: %d new of %d items", feed.name, count, total, extra={"feed": feed.name})
 
 

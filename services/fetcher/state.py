@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from newsmon.shared import statetopic
 from newsmon.shared.messages import Article, encode, stable_id
-from newsmon.shared.settings import Settings
+from newsmon.shared.settings import Settings, Topics
 from newsmon.shared.statetopic import StateTopic, read_to_end, write
 
 from .http import Validators
@@ -56,10 +56,10 @@ def state_topic(settings: Settings) -> str:
     return settings.topics.fetcher_state
 
 
-def fetcher_state_topic(settings: Settings) -> StateTopic:
+def fetcher_state_topic(topics: Topics) -> StateTopic:
     """Compacted, no time limit (a feed polled rarely keeps its state); plain acks=all
     writes. A few hundred small records: one partition keeps reading it trivial."""
-    return StateTopic(settings.topics.fetcher_state)
+    return StateTopic(topics.fetcher_state)
 
 
 def url_key(url: str) -> str:
@@ -207,7 +207,7 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
 
 
 async def ensure_state_topic(settings: Settings) -> None:
-    await statetopic.ensure_state_topic(settings, fetcher_state_topic(settings))
+    await statetopic.ensure_state_topic(settings, fetcher_state_topic(settings.topics))
 
 
 async def load_states(
@@ -228,7 +228,7 @@ async def load_states(
         else:
             latest[name] = value
 
-    await read_to_end(settings, fetcher_state_topic(settings), take)
+    await read_to_end(settings, fetcher_state_topic(settings.topics), take)
     states: dict[str, FeedState] = {}
     for name, value in latest.items():
         try:
@@ -276,10 +276,10 @@ class PublishError(KafkaError):  # type: ignore[misc]  # aiokafka is untyped
 class KafkaSink:
     """Where the fetcher's output goes: articles and feed state, acknowledged (acks=all)."""
 
-    def __init__(self, settings: Settings, producer: AIOKafkaProducer) -> None:
+    def __init__(self, topics: Topics, producer: AIOKafkaProducer) -> None:
         self.producer = producer
-        self.articles_topic = settings.topics.articles
-        self.state_topic = fetcher_state_topic(settings)
+        self.articles_topic = topics.articles
+        self.state_topic = fetcher_state_topic(topics)
 
     async def publish(self, articles: list[Article]) -> None:
         """Send all, wait for every acknowledgement; PublishError names the acknowledged ones

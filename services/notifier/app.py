@@ -102,7 +102,7 @@ class Notifier:
         self.consumer = consumer
         self.producer = producer
         self.stop = stop
-        self.markers = DeliveryMarkers(settings, producer)
+        self.markers = DeliveryMarkers(settings.topics, producer)
         self.dead_letters = DeadLetters(topic=settings.topics.dlq, service=SERVICE, metrics=metrics)
         self.group = notifier_group(settings)
         self.rewind = Rewind(stop)
@@ -111,7 +111,7 @@ class Notifier:
 
     async def load_delivered(self) -> None:
         """Markers written by any replica, so far (see the module docstring)."""
-        await self.markers.load()
+        await self.markers.load(self.settings)
 
     async def loop(self) -> None:
         topic = self.settings.topics.alerts

@@ -13,7 +13,7 @@ import logging
 
 from aiokafka import AIOKafkaProducer
 from newsmon.shared.messages import Alert, utc_now
-from newsmon.shared.settings import Settings
+from newsmon.shared.settings import Settings, Topics
 from newsmon.shared.statetopic import StateTopic, ensure_state_topic, read_latest, write
 
 __all__ = [
@@ -36,9 +36,9 @@ def notifier_state_topic(settings: Settings) -> str:
     return settings.topics.notifier_state
 
 
-def marker_topic(settings: Settings) -> StateTopic:
+def marker_topic(topics: Topics) -> StateTopic:
     """Compacted and time-limited; plain acks=all writes (not transactional)."""
-    return StateTopic(settings.topics.notifier_state, retention_ms=MARKER_RETENTION_MS)
+    return StateTopic(topics.notifier_state, retention_ms=MARKER_RETENTION_MS)
 
 
 def delivery_key(alert: Alert, label: str) -> str:
@@ -47,24 +47,23 @@ def delivery_key(alert: Alert, label: str) -> str:
 
 async def ensure_marker_topic(settings: Settings) -> None:
     """Create the compacted marker topic if it is missing."""
-    await ensure_state_topic(settings, marker_topic(settings))
+    await ensure_state_topic(settings, marker_topic(settings.topics))
 
 
 class DeliveryMarkers:
     """The markers read so far plus those this notifier wrote; `producer` writes new ones."""
 
-    def __init__(self, settings: Settings, producer: AIOKafkaProducer) -> None:
-        self.settings = settings
+    def __init__(self, topics: Topics, producer: AIOKafkaProducer) -> None:
         self.producer = producer
-        self.topic = marker_topic(settings)
+        self.topic = marker_topic(topics)
         self.delivered: set[str] = set()
         # Delivered (Slack said 2xx) but the marker is not acknowledged yet: written again
         # before the alert's offset is committed.
         self._unmarked: dict[str, bytes] = {}
 
-    async def load(self) -> None:
-        """Markers written by any replica, so far."""
-        records = await read_latest(self.settings, self.topic)
+    async def load(self, kafka: Settings) -> None:
+        """Markers written by any replica, so far (`kafka`: how to reach the cluster)."""
+        records = await read_latest(kafka, self.topic)
         self.delivered |= {key.decode("utf-8", "replace") for key, v in records.items() if v}
         log.info("%d delivered alert messages remembered", len(self.delivered))
 

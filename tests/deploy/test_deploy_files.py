@@ -18,7 +18,7 @@ import yaml
 from dockerfile_parse import DockerfileParser
 from newsmon.alerter.routes import parse_routes
 from newsmon.fetcher.feeds import parse_feeds
-from newsmon.runner import SERVICES
+from newsmon.shared.services import SERVICE_NAMES
 from newsmon.shared.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -128,7 +128,7 @@ def test_compose_runs_each_service_in_its_own_containers() -> None:
     assert {k: len(v) for k, v in commands.items()} == {
         "fetcher": 2, "classifier": 2, "alerter": 2, "notifier": 1, "web": 1,
     }  # fmt: skip
-    assert set(commands) == set(SERVICES)
+    assert set(commands) == set(SERVICE_NAMES)
     # Every replica starts by default (the alerter's standby included).
     assert not [n for names in commands.values() for n in names if "profiles" in services[n]]
     assert len(set(instance_ids)) == len(instance_ids), "each replica needs its own id"
@@ -162,7 +162,7 @@ def _by_kind(kind: str) -> dict[str, dict[str, Any]]:
 def test_every_service_has_a_deployment_with_probes_resources_and_a_budget() -> None:
     deployments = _by_kind("Deployment")
     budgets = _by_kind("PodDisruptionBudget")
-    assert set(deployments) == {f"newsmon-{s}" for s in SERVICES}
+    assert set(deployments) == {f"newsmon-{s}" for s in SERVICE_NAMES}
     for name, deployment in deployments.items():
         pod = deployment["spec"]["template"]
         [container] = pod["spec"]["containers"]

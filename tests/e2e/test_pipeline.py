@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from newsmon.runner import SERVICES, serve
+from newsmon.runner import serve
 from newsmon.shared.messages import Alert, decode
 from newsmon.shared.metrics import Metrics
+from newsmon.shared.services import SERVICE_NAMES
 from newsmon.shared.settings import Settings
 from pydantic import SecretStr
 
@@ -42,7 +43,7 @@ async def test_feed_to_alert_topic_and_slack(kafka_settings: Settings, tmp_path:
             pipeline = asyncio.create_task(
                 serve(
                     settings,
-                    SERVICES,
+                    SERVICE_NAMES,
                     process_name="run",
                     start_broker=False,
                     stop=stop,

@@ -29,6 +29,7 @@ from aiokafka.errors import KafkaError
 from newsmon.shared.broker import broker_ready
 from newsmon.shared.kafka import stop_consumer
 from newsmon.shared.messages import Alert, MessageDecodeError, decode
+from newsmon.shared.services import SERVICE_NAMES
 
 from tests.support.kafka_admin import plain_settings, topic_exists
 from tests.support.news_stream import Batch, FeedStream, token_in
@@ -50,7 +51,8 @@ log = logging.getLogger("tests.faults")
 
 REPO = Path(__file__).resolve().parents[2]
 TABLE_PATH = REPO / ".cache" / "faults-table.md"
-SERVICES = ("fetcher", "classifier", "alerter", "notifier")
+# The pipeline's services (the services table without the web page, which the suite leaves out).
+SERVICES = tuple(name for name in SERVICE_NAMES if name != "web")
 # Settings of every service in the suite: fast polls and short back-offs, so that a phase
 # takes seconds (production defaults poll every 300 s); stated in the table's header.
 SUITE_SETTINGS = {

@@ -22,7 +22,7 @@ from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.http import make_client
 from newsmon.fetcher.parse import ParsedFeed
 from newsmon.fetcher.parse_workers import FeedParser
-from newsmon.fetcher.publish import Publisher
+from newsmon.fetcher.publish import PublishConfig, Publisher
 from newsmon.fetcher.ssrf import AllowList
 from newsmon.fetcher.state import FeedState, KafkaSink, PublishError, SeenIds, ensure_state_topic
 from newsmon.shared.broker import LocalKafka
@@ -84,7 +84,7 @@ class SlowSink(KafkaSink):
     """The real sink behind a slow link: each publish waits `delay_s` first."""
 
     def __init__(self, settings: Settings, producer: object, live: Live, delay_s: float) -> None:
-        super().__init__(settings, producer)  # type: ignore[arg-type]
+        super().__init__(settings.topics, producer)  # type: ignore[arg-type]
         self.live, self.delay_s = live, delay_s
         self.saved: Counter[str] = Counter()
         self.all_saved = asyncio.Event()
@@ -159,7 +159,9 @@ async def test_a_slow_sink_bounds_the_work_and_loses_nothing(
             sink = SlowSink(settings, producer, live, delay_s=0.1)
             sink.feeds = feeds_count
             async with _client(settings) as client:
-                publisher = Publisher.from_settings(settings, metrics, sink, SeenIds(10_000))
+                publisher = Publisher(
+                    PublishConfig.from_settings(settings), metrics, sink, SeenIds(10_000)
+                )
                 fetcher = Fetcher(
                     settings, metrics, sink, client, publisher, parser=CountingParser(live)
                 )
@@ -204,7 +206,9 @@ async def test_a_failed_publish_keeps_its_parse_and_loses_nothing(
             state = FeedState(url=feed.url)
             sink = FailingOnceSink(settings, producer, live)
             async with _client(settings) as client:
-                publisher = Publisher.from_settings(settings, metrics, sink, SeenIds(1000))
+                publisher = Publisher(
+                    PublishConfig.from_settings(settings), metrics, sink, SeenIds(1000)
+                )
                 fetcher = Fetcher(
                     settings, metrics, sink, client, publisher, parser=CountingParser(live)
                 )

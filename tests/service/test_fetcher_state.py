@@ -43,7 +43,7 @@ async def test_state_and_seen_ids_survive_a_restart(kafka_settings: Settings) ->
     producer = make_producer(settings, client_id="test-fetcher-state")
     await producer.start()
     try:
-        sink = KafkaSink(settings, producer)
+        sink = KafkaSink(settings.topics, producer)
         await sink.publish([article])
         await sink.save_state("one", FeedState(url="https://a.example/rss", etag='"1"'))
         later = FeedState(url="https://a.example/rss", etag='"2"', error_streak=2, next_poll_at=9.0)

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from newsmon.runner import SERVICES, serve
+from newsmon.runner import serve
 from newsmon.shared.broker import Listener, LocalKafka, ScramUser, broker_ready, free_port
 from newsmon.shared.errors import KafkaAccessError
 from newsmon.shared.kafka import ensure_topics, make_consumer, make_producer, security_kwargs
 from newsmon.shared.metrics import Metrics
+from newsmon.shared.services import SERVICE_NAMES
 from newsmon.shared.settings import Settings
 from pydantic import SecretStr
 
@@ -153,7 +154,7 @@ async def test_whole_pipeline_runs_over_sasl_ssl_scram(
             pipeline = asyncio.create_task(
                 serve(
                     settings,
-                    SERVICES,
+                    SERVICE_NAMES,
                     process_name="run",
                     start_broker=False,
                     stop=stop,

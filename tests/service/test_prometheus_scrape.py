@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from newsmon.runner import SERVICES, serve
+from newsmon.runner import serve
 from newsmon.shared.broker import free_port
 from newsmon.shared.dashboard import expressions
 from newsmon.shared.metrics import Metrics
+from newsmon.shared.services import SERVICE_NAMES
 from newsmon.shared.settings import Settings
 from pydantic import SecretStr
 
@@ -179,7 +180,7 @@ async def _pipeline(settings: Settings, metrics: Metrics) -> AsyncIterator[tuple
                     settings.with_overrides(
                         feeds_file=feeds, slack_webhook_url=SecretStr(slack.webhook_url())
                     ),
-                    SERVICES,
+                    SERVICE_NAMES,
                     process_name="run",
                     start_broker=False,
                     stop=stop,

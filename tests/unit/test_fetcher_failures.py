@@ -4,6 +4,7 @@ deciding the back-off, every kind documented in the README."""
 from __future__ import annotations
 
 import random
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from aiokafka.errors import KafkaConnectionError
 from newsmon.fetcher.app import Fetcher
 from newsmon.fetcher.failures import (
     POLL_OUTCOMES,
+    SUCCESS_OUTCOMES,
     FailureKind,
     FetchError,
     failure_of,
@@ -20,14 +22,15 @@ from newsmon.fetcher.failures import (
 )
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.parse import FeedParseError
-from newsmon.fetcher.publish import Publisher
+from newsmon.fetcher.publish import PublishConfig, Publisher
 from newsmon.fetcher.schedule import Bounds, next_delay
 from newsmon.fetcher.state import FeedState, SeenIds
 from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+REPO = Path(__file__).resolve().parents[2]
+README = (REPO / "README.md").read_text(encoding="utf-8")
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC).timestamp()
 
 
@@ -79,6 +82,26 @@ def test_every_outcome_is_listed_in_the_readme() -> None:
         assert f"`{value}`" in metrics_docs, f"{value} is not in the README metrics docs"
 
 
+def test_the_readme_kinds_table_lists_exactly_the_declared_kinds() -> None:
+    # Both ways: a kind the docs name that failures.py does not declare (a "404" label, a
+    # renamed kind) is as wrong as a declared kind the docs leave out.
+    metrics_docs = README.split("### Metrics", 1)[1].split("\n## ", 1)[0]
+    table = metrics_docs.split("| kind | meaning | retried |", 1)[1].split("\n\n", 1)[0]
+    documented = set(
+        re.findall(
+            r"`([a-z0-9_]+)`",
+            "\n".join(row.split("|")[1] for row in table.strip().splitlines()[1:]),
+        )
+    )
+    assert documented == {k.value for k in FailureKind} - {"not_html"}
+    assert re.findall(r"^`(\w+)` \(an article page", metrics_docs, re.M) == ["not_html"]
+
+
+def test_the_feed_error_ratio_rule_counts_every_outcome_but_the_successes() -> None:
+    rules = (REPO / "deploy/prometheus/rules/recording.yml").read_text(encoding="utf-8")
+    assert f'outcome!~"{"|".join(SUCCESS_OUTCOMES)}"' in rules
+
+
 def test_a_permanent_failure_waits_the_back_off_cap_at_once() -> None:
     bounds = Bounds(300, 3600, 7200)
     first = next_delay(interval_s=300, error_streak=1, bounds=bounds, rng=random.Random(0))
@@ -107,7 +130,7 @@ async def test_a_gone_feed_backs_off_to_the_cap_a_failing_one_doubles(
     )
     metrics = Metrics()
     sink = _NullSink()
-    publisher = Publisher.from_settings(settings, metrics, sink, SeenIds(10))
+    publisher = Publisher(PublishConfig.from_settings(settings), metrics, sink, SeenIds(10))
     fetcher = Fetcher(settings, metrics, sink, client, publisher, rng=random.Random(0))
     feed, state = FeedConfig(name="f1", url="https://feeds.example.org/rss"), FeedState()
     async with client:

@@ -15,6 +15,7 @@ from newsmon.fetcher.app import Fetcher
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.fulltext import (
     SHORT_SUMMARY_CHARS,
+    FullTextConfig,
     FullTextMode,
     PageTexts,
     adds_to_summary,
@@ -23,7 +24,7 @@ from newsmon.fetcher.fulltext import (
     wants_full_text,
 )
 from newsmon.fetcher.http import HostLimiter
-from newsmon.fetcher.publish import Publisher
+from newsmon.fetcher.publish import PublishConfig, Publisher
 from newsmon.fetcher.state import FeedState, SeenIds
 from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
@@ -177,9 +178,14 @@ def _fetcher(
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     settings = Settings(kafka_bootstrap="unused:9092", **overrides)  # type: ignore[arg-type]
     hosts = HostLimiter(settings.fetch_per_host_concurrency)
-    pages = PageTexts.from_settings(settings, client, metrics, hosts)
-    publisher = Publisher.from_settings(
-        settings, metrics, sink, SeenIds(1000), pages=pages, clock=NOW.timestamp
+    pages = PageTexts(FullTextConfig.from_settings(settings), client, metrics, hosts)
+    publisher = Publisher(
+        PublishConfig.from_settings(settings),
+        metrics,
+        sink,
+        SeenIds(1000),
+        pages=pages,
+        clock=NOW.timestamp,
     )
     return Fetcher(
         settings,

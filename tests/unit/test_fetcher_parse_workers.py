@@ -15,7 +15,7 @@ import pytest
 from newsmon.fetcher.app import Fetcher
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.parse_workers import FeedParser
-from newsmon.fetcher.publish import Publisher
+from newsmon.fetcher.publish import PublishConfig, Publisher
 from newsmon.fetcher.state import FeedState, SeenIds
 from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
@@ -56,7 +56,13 @@ async def _poll(parser: FeedParser) -> list[Article]:
             Metrics(),
             sink,
             client,
-            Publisher.from_settings(settings, Metrics(), sink, SeenIds(100), clock=NOW.timestamp),
+            Publisher(
+                PublishConfig.from_settings(settings),
+                Metrics(),
+                sink,
+                SeenIds(100),
+                clock=NOW.timestamp,
+            ),
             parser=parser,
             clock=NOW.timestamp,
             rng=random.Random(0),

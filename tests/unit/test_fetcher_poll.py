@@ -14,7 +14,7 @@ import httpx
 import pytest
 from newsmon.fetcher.app import Fetcher, Naps
 from newsmon.fetcher.feeds import FeedConfig
-from newsmon.fetcher.publish import Publisher
+from newsmon.fetcher.publish import PublishConfig, Publisher
 from newsmon.fetcher.state import FeedState, SeenIds
 from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
@@ -53,7 +53,9 @@ def _fetcher(handler: Handler, clock: FakeClock, sink: ListSink, metrics: Metric
     settings = Settings(
         kafka_bootstrap="unused:9092", poll_interval_s=300, poll_interval_max_s=3600
     )
-    publisher = Publisher.from_settings(settings, metrics, sink, SeenIds(1000), clock=clock)
+    publisher = Publisher(
+        PublishConfig.from_settings(settings), metrics, sink, SeenIds(1000), clock=clock
+    )
     return Fetcher(settings, metrics, sink, client, publisher, clock=clock, rng=random.Random(0))
 
 

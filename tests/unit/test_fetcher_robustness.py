@@ -16,7 +16,7 @@ from newsmon.fetcher.failures import FetchError
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.http import HostLimiter, fetch
 from newsmon.fetcher.parse import parse_feed
-from newsmon.fetcher.publish import Publisher
+from newsmon.fetcher.publish import PublishConfig, Publisher
 from newsmon.fetcher.state import FeedState, KafkaSink, PublishError, SeenIds
 from newsmon.shared.http_headers import parse_retry_after
 from newsmon.shared.messages import Article
@@ -57,10 +57,15 @@ def _settings() -> Settings:
     return Settings(kafka_bootstrap="unused:9092", poll_interval_s=300, poll_interval_max_s=3600)
 
 
-def _fetcher(handler: Any, sink: Sink, metrics: Metrics, clock: Clock) -> Fetcher:
+def _fetcher(
+    handler: Any, sink: Sink, metrics: Metrics, clock: Clock, settings: Settings | None = None
+) -> Fetcher:
+    settings = settings or _settings()
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    publisher = Publisher.from_settings(_settings(), metrics, sink, SeenIds(1000), clock=clock)
-    return Fetcher(_settings(), metrics, sink, client, publisher, clock=clock, rng=random.Random(0))
+    publisher = Publisher(
+        PublishConfig.from_settings(settings), metrics, sink, SeenIds(1000), clock=clock
+    )
+    return Fetcher(settings, metrics, sink, client, publisher, clock=clock, rng=random.Random(0))
 
 
 def _body(n: int = 3) -> bytes:
@@ -86,7 +91,9 @@ def test_a_date_past_datetime_max_in_utc_is_no_date_not_a_crash() -> None:
 
 async def test_an_unexpected_error_in_a_poll_is_a_counted_failure_and_polling_goes_on() -> None:
     clock, sink, metrics = Clock(), Sink(), Metrics()
-    fetcher = _fetcher(lambda r: httpx.Response(200, content=_body()), sink, metrics, clock)
+    # Short intervals, so that poll_forever below polls again at once.
+    fast = _settings().with_overrides(poll_interval_s=0.01, fetch_backoff_max_s=0.01)
+    fetcher = _fetcher(lambda r: httpx.Response(200, content=_body()), sink, metrics, clock, fast)
     calls = 0
 
     async def broken_parse(*args: object, **kwargs: object) -> Any:
@@ -107,9 +114,7 @@ async def test_an_unexpected_error_in_a_poll_is_a_counted_failure_and_polling_go
     )
     # poll_forever survives it and polls again.
     stop = asyncio.Event()
-    fetcher.rng = random.Random(1)
     state.next_poll_at = None
-    fetcher.settings = _settings().with_overrides(poll_interval_s=0.01, fetch_backoff_max_s=0.01)
     task = asyncio.create_task(fetcher.poll_forever(FEED, state, stop))
     for _ in range(200):
         if calls >= 3:
@@ -180,7 +185,7 @@ async def test_the_kafka_sink_names_the_articles_the_broker_acknowledged() -> No
         parse_feed(_body(), feed=FEED, fetched_at=datetime.fromtimestamp(T0, UTC)).articles
     )
     producer = _Producer([KafkaConnectionError("lost"), None, None])
-    sink = KafkaSink(_settings(), producer)  # type: ignore[arg-type]
+    sink = KafkaSink(_settings().topics, producer)  # type: ignore[arg-type]
     with pytest.raises(PublishError) as caught:
         await sink.publish(articles)
     assert isinstance(caught.value, KafkaError)

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from newsmon.fetcher.app import Fetcher
 from newsmon.fetcher.feeds import FeedConfig
-from newsmon.fetcher.publish import Publisher
+from newsmon.fetcher.publish import PublishConfig, Publisher
 from newsmon.fetcher.state import FeedState, SeenIds
 from newsmon.fetcher.websub import (
     ACTIVE,
@@ -309,7 +309,9 @@ async def test_polling_falls_back_to_the_max_interval_while_a_subscription_is_ac
         websub_callback_url="https://newsmon.example.org/websub",
     )
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    publisher = Publisher.from_settings(settings, metrics, sink, SeenIds(100), clock=clock)
+    publisher = Publisher(
+        PublishConfig.from_settings(settings), metrics, sink, SeenIds(100), clock=clock
+    )
     state = FeedState(url=feed.url)
     websub = WebSub(
         WebSubConfig.from_settings(settings),
