@@ -200,6 +200,23 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=r,
         )
+        # The two halves of a batch: what bounds a stage's rate (its CPU work, or the broker's
+        # round trips), and whether its batches run full (a backlog) or small (keeping up).
+        self.batch_step_seconds = Histogram(
+            "newsmon_batch_step_seconds",
+            "Time of one step of a consumed batch: transform (the records' work, in a worker "
+            "thread) or publish (outputs, offsets and commit, waiting on the broker)",
+            ["service", "step"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.batch_records = Histogram(
+            "newsmon_batch_records",
+            "Records in one consumed batch (at NEWSMON_BATCH_SIZE: the stage is behind)",
+            ["service"],
+            buckets=(1, 5, 10, 25, 50, 100, 200, 500, 1000, 5000),
+            registry=r,
+        )
 
         # Kafka consumers: how far behind each group is, per partition it holds.
         self.consumer_lag = Gauge(

@@ -479,9 +479,14 @@ class Processor:
     ) -> KafkaError | None:
         """Transform and publish one batch; the error when it failed (to be rewound)."""
         self.metrics.items_in.labels(self.service, self.source_topic).inc(len(records))
+        self.metrics.batch_records.labels(self.service).observe(len(records))
         started = time.monotonic()
         results, batch_outputs = await asyncio.to_thread(
             _apply, self.transform, records, self.end_of_batch
+        )
+        transformed = time.monotonic()
+        self.metrics.batch_step_seconds.labels(self.service, "transform").observe(
+            transformed - started
         )
         try:
             if not _usable(producer):
@@ -492,7 +497,11 @@ class Processor:
             if self.state is not None:
                 self.state.committed()
             self._rewinder.reset()
-            self.metrics.batch_seconds.labels(self.service).observe(time.monotonic() - started)
+            done = time.monotonic()
+            self.metrics.batch_step_seconds.labels(self.service, "publish").observe(
+                done - transformed
+            )
+            self.metrics.batch_seconds.labels(self.service).observe(done - started)
         except KafkaError as exc:
             if isinstance(exc, ProducerFenced):
                 log.warning(

@@ -112,6 +112,14 @@ async def test_outputs_dead_letters_and_offsets(
     )
     # Every input, the poison one included, is committed: nothing is read twice on restart.
     assert await _committed_total(settings, topics.articles, processor.group_id) == 4
+    # Each batch's size and its two steps are observed once per batch.
+    batches = metrics.registry.get_sample_value("newsmon_batch_records_count", {"service": "test"})
+    assert metrics.registry.get_sample_value("newsmon_batch_records_sum", {"service": "test"}) == 4
+    for step in ("transform", "publish"):
+        labels = {"service": "test", "step": step}
+        assert metrics.registry.get_sample_value("newsmon_batch_step_seconds_count", labels) == (
+            batches
+        )
 
 
 async def test_a_fenced_producer_is_replaced_and_nothing_is_lost(kafka_settings: Settings) -> None:
