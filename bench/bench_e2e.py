@@ -224,6 +224,8 @@ class SustainStep:
     lag_mid: dict[str, int]
     lag_end: dict[str, int]
     cores: dict[str, float] = field(default_factory=dict)  # CPU-s per wall-s of each process
+    # Run-queue seconds per wall-s of each process: runnable, waiting for a core.
+    waits: dict[str, float] = field(default_factory=dict)
 
     @property
     def sustained(self) -> bool:
@@ -285,6 +287,7 @@ async def _sustain(
     for rate in SUSTAIN_RATES:
         articles = _step_articles(rate, STEP_S, f"s{rate}-{uuid.uuid4().hex[:6]}")
         cpu0 = {name: child.cpu_seconds() for name, child in children.items()}
+        wait0 = {name: child.run_queue_seconds() for name, child in children.items()}
         started = time.monotonic()
         task = asyncio.create_task(_inject(bootstrap, settings, articles))
         await asyncio.sleep(STEP_S / 2)
@@ -292,8 +295,9 @@ async def _sustain(
         achieved = await task
         wall = time.monotonic() - started
         cores = {n: (c.cpu_seconds() - cpu0[n]) / wall for n, c in children.items()}
+        waits = {n: (c.run_queue_seconds() - wait0[n]) / wall for n, c in children.items()}
         end = await _lag(settings)
-        step = SustainStep(rate, achieved, mid, end, cores)
+        step = SustainStep(rate, achieved, mid, end, cores, waits)
         steps.append(step)
         if not step.sustained:
             break
@@ -454,7 +458,7 @@ def _sustain_rows(s: Scenario) -> list[str]:
     rows = []
     for step in s.steps:
         lag = ", ".join(f"{k} {step.lag_mid[k]:,} → {step.lag_end[k]:,}" for k in step.lag_end)
-        cores = ", ".join(f"{k} {v:.2f}" for k, v in step.cores.items())
+        cores = ", ".join(f"{k} {v:.2f} / {step.waits[k]:.2f}" for k, v in step.cores.items())
         rows.append(
             f"| {s.topology} | {step.rate:,} | {step.achieved:,.0f} | {lag} | {cores} "
             f"| {'yes' if step.sustained else 'no'} |"
@@ -557,10 +561,13 @@ def run() -> str:
         f"the articles topic, {STEP_S:.0f} s a step; lag = unconsumed input of each group at "
         "the middle → end of the step; sustained when it did not grow by more than one second "
         "of input. The articles of a step are encoded before it starts and sent in 10 ms ticks "
-        "(the injector is not the bound); CPU-s per s = each service process's CPU seconds per "
-        "wall second during the step (1.00 = one core).",
+        "(the injector is not the bound); CPU / waiting = each service process's CPU seconds "
+        "per wall second during the step (1.00 = one core), then the seconds per wall second "
+        "its threads were runnable but waited for a core (Linux schedstat run-queue time: "
+        "what the machine's other work, the broker included, took from it).",
         "",
-        "| processes | offered items/s | achieved | lag mid → end | CPU-s per s | sustained |",
+        "| processes | offered items/s | achieved | lag mid → end | CPU / waiting, s per s "
+        "| sustained |",
         "|---|---:|---:|---|---|---|",
     ]
     for s in results:

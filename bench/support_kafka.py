@@ -101,6 +101,14 @@ class Child:
                 total += t.user + t.system
         return total
 
+    def run_queue_seconds(self) -> float:
+        """Seconds the process's threads (and its children's) spent runnable but waiting for a
+        core: the second field of /proc/<pid>/task/<tid>/schedstat, in ns (Linux
+        Documentation/scheduler/sched-stats.rst). Beside cpu_seconds it tells a process that
+        did not need more CPU from one that wanted it and did not get it (the machine's other
+        work holds the cores)."""
+        return sum(_run_queue_ns(p.pid) for p in (self.ps, *self.ps.children(recursive=True))) / 1e9
+
     def peak_rss_mb(self) -> float:
         """VmHWM, the kernel's high-water mark of resident memory, of the newsmon process (the
         largest of the process tree: under py-spy, the profiled child)."""
@@ -122,6 +130,15 @@ class Child:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         return self.process.wait()
+
+
+def _run_queue_ns(pid: int) -> int:
+    total = 0
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += int((task / "schedstat").read_text().split()[1])
+    return total
 
 
 def start_child(args: list[str], env: Mapping[str, str], log: Path) -> Child:
