@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from newsmon.shared.broker import LocalKafka, free_port
 from newsmon.shared.kafka import make_consumer
 from newsmon.shared.services import consumer_group
 from newsmon.shared.settings import Settings
+
+from tests.support.kafka_broker import running_broker
 
 REPO = Path(__file__).resolve().parents[1]
 NEWSMON = [sys.executable, "-m", "newsmon"]
@@ -55,15 +56,8 @@ def local_broker() -> Iterator[LocalKafka]:
         name=f"bench-{port}",
         pom=REPO / "deploy/kafka/pom.xml",
     )
-    kafka.start()
-    try:
-        import asyncio
-
-        asyncio.run(kafka.wait_ready(timeout_s=120))
+    with running_broker(kafka):
         yield kafka
-    finally:
-        kafka.stop()
-        shutil.rmtree(kafka.run_dir, ignore_errors=True)
 
 
 def service_env(settings: Settings, **extra: str) -> dict[str, str]:

@@ -16,10 +16,8 @@ latest/datasources/prometheus/template-variables/#use-__rate_interval).
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 __all__ = [
@@ -27,7 +25,6 @@ __all__ = [
     "Panel",
     "Row",
     "Target",
-    "add_subcommand",
     "build_dashboard",
     "expressions",
     "render",
@@ -492,25 +489,3 @@ def expressions(dashboard: Dashboard | None = None) -> Iterator[tuple[str, str]]
         for panel in row.panels:
             for target in panel.targets:
                 yield panel.title, target.expr
-
-
-def add_subcommand(sub: Any) -> None:
-    """`newsmon dashboard`: the command line's hook (argparse subparsers)."""
-    parser = sub.add_parser(
-        "dashboard",
-        help="write the Grafana dashboard JSON (generated from code)",
-        description="Prints the newsmon Grafana dashboard as JSON, or writes it to a file: "
-        "`newsmon dashboard -o deploy/grafana/dashboards/newsmon.json` refreshes the "
-        "provisioned copy after a change to shared/dashboard.py.",
-    )
-    parser.add_argument("-o", "--output", default="-", help="file to write, or - for stdout")
-    parser.set_defaults(func=_dashboard_command)
-
-
-def _dashboard_command(args: Any) -> int:
-    text = render()
-    if args.output == "-":
-        sys.stdout.write(text)
-    else:
-        Path(args.output).write_text(text, encoding="utf-8")
-    return 0

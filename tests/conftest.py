@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +11,8 @@ import hypothesis  # noqa: F401 - see below
 import pytest
 from newsmon.shared.broker import LocalKafka, free_port
 from newsmon.shared.settings import Settings
+
+from tests.support.kafka_broker import running_broker
 
 # hypothesis' pytest plugin imports hypothesis at the terminal summary when no test did; on
 # CPython 3.11.7 that late import, deep in pluggy's stack, fails in pytest's assertion
@@ -57,16 +58,9 @@ def kafka_broker() -> Iterator[LocalKafka]:
     broker = LocalKafka(
         KAFKA_HOME, port=port, name=f"test-{port}", pom=REPO / "deploy/kafka/pom.xml"
     )
-    broker.start()
-    try:
-        import asyncio
-
-        took = asyncio.run(broker.wait_ready(timeout_s=120))
+    with running_broker(broker) as took:
         print(f"\nKafka broker ready on {broker.bootstrap} in {took:.1f}s")
         yield broker
-    finally:
-        broker.stop()
-        shutil.rmtree(broker.run_dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -77,15 +71,8 @@ def own_kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local
     home = tmp_path_factory.mktemp("own-broker")
     (home / "lib").symlink_to((KAFKA_HOME / "lib").resolve())
     broker = LocalKafka(home, port=free_port(), name="own")
-    broker.start()
-    try:
-        import asyncio
-
-        asyncio.run(broker.wait_ready(timeout_s=120))
+    with running_broker(broker):
         yield broker
-    finally:
-        broker.stop()
-        shutil.rmtree(broker.run_dir, ignore_errors=True)
 
 
 @pytest.fixture

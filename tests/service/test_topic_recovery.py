@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 from newsmon.runner import serve
-from newsmon.shared.broker import LocalKafka, free_port
+from newsmon.shared.broker import LocalKafka
 from newsmon.shared.kafka import ensure_topics
 from newsmon.shared.messages import encode
 from newsmon.shared.metrics import Metrics
@@ -19,7 +18,6 @@ from newsmon.shared.pipeline import Output, Processor, Record
 from newsmon.shared.settings import Settings
 from pydantic import SecretStr
 
-from tests.conftest import KAFKA_HOME, REPO
 from tests.service.test_output_size import article
 from tests.service.test_pipeline import _produce
 from tests.support.kafka_admin import delete_topic, wait_for_topic
@@ -79,22 +77,6 @@ async def test_an_output_topic_deleted_while_running_is_recreated(
     ), lines
 
 
-@pytest.fixture
-def own_broker() -> Iterator[LocalKafka]:
-    """A broker of this test's own, to stop while services run (the session's stays up)."""
-    port = free_port()
-    broker = LocalKafka(
-        KAFKA_HOME, port=port, name=f"test-own-{port}", pom=REPO / "deploy/kafka/pom.xml"
-    )
-    broker.start()
-    try:
-        asyncio.run(broker.wait_ready(timeout_s=120))
-        yield broker
-    finally:
-        broker.stop()
-        shutil.rmtree(broker.run_dir, ignore_errors=True)
-
-
 # The fetcher's own stop with the broker gone is tested with the fetcher's tests.
 STAGES = ("classifier", "alerter", "notifier")
 
@@ -103,19 +85,19 @@ STAGES = ("classifier", "alerter", "notifier")
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_sigterm_stops_the_stages_within_budget_with_broker_gone_and_slack_holding(
-    own_broker: LocalKafka, kafka_settings: Settings, caplog: pytest.LogCaptureFixture
+    own_kafka_broker: LocalKafka, kafka_settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
     async with SlackStub() as slack:
         # Slack holds every post for an hour: the notifier waits on Retry-After when stopped.
         slack.script([StubReply.rate_limited(retry_after=3600)] * 100)
         settings = kafka_settings.with_overrides(
-            kafka_bootstrap=own_broker.bootstrap,
+            kafka_bootstrap=own_kafka_broker.bootstrap,
             slack_webhook_url=SecretStr(slack.webhook_url()),
             shutdown_timeout_s=5,
         )
         await ensure_topics(settings)
-        await _produce(own_broker.bootstrap, settings.topics.articles, [encode(MATCHING)])
+        await _produce(own_kafka_broker.bootstrap, settings.topics.articles, [encode(MATCHING)])
         stop = asyncio.Event()
         running = asyncio.create_task(
             serve(
@@ -125,14 +107,14 @@ async def test_sigterm_stops_the_stages_within_budget_with_broker_gone_and_slack
         )  # fmt: skip
         try:
             await read_topic(
-                own_broker.bootstrap,
+                own_kafka_broker.bootstrap,
                 settings.topics.alerts,
                 until=lambda rs: len(rs) >= 1,
                 timeout_s=90,
             )
             async with asyncio.timeout(30):
                 await slack.wait_for_requests(1)  # the notifier is now held off
-            await asyncio.to_thread(own_broker.stop)  # every service loses the broker
+            await asyncio.to_thread(own_kafka_broker.stop)  # every service loses the broker
             await asyncio.sleep(2)
         finally:
             stop.set()

@@ -31,6 +31,7 @@ from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
 
 from tests.support.feed_builder import Item, rss
+from tests.support.fetcher_sink import ListSink
 
 PAGES = Path(__file__).resolve().parents[1] / "fixtures" / "pages"
 KURSK = (PAGES / "kursk-troops.html").read_bytes()
@@ -155,18 +156,6 @@ def test_only_html_is_extracted(content_type: str | None, expected: bool) -> Non
 
 
 # --- Fetcher.poll_once with full text, over MockTransport -------------------------------------
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.articles: list[Article] = []
-        self.states: dict[str, FeedState] = {}
-
-    async def publish(self, articles: list[Article]) -> None:
-        self.articles.extend(articles)
-
-    async def save_state(self, feed: str, state: FeedState) -> None:
-        self.states[feed] = FeedState.from_json(state.to_json())
 
 
 AsyncHandler = Callable[[httpx.Request], Awaitable[httpx.Response]]

@@ -22,6 +22,7 @@ from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
 
 from tests.support.feed_builder import Item, rss
+from tests.support.fetcher_sink import ListSink
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 FEED = FeedConfig(name="f1", url="https://feeds.example.org/rss")
@@ -31,17 +32,6 @@ BODY = rss(
         for i in range(4)
     ]
 )
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.articles: list[Article] = []
-
-    async def publish(self, articles: list[Article]) -> None:
-        self.articles.extend(articles)
-
-    async def save_state(self, feed: str, state: FeedState) -> None:
-        pass
 
 
 async def _poll(parser: FeedParser) -> list[Article]:

@@ -21,6 +21,7 @@ from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
 
 from tests.support.feed_builder import Item, rss
+from tests.support.fetcher_sink import ListSink
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC).timestamp()
 
@@ -31,18 +32,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.articles: list[Article] = []
-        self.states: dict[str, FeedState] = {}
-
-    async def publish(self, articles: list[Article]) -> None:
-        self.articles.extend(articles)
-
-    async def save_state(self, feed: str, state: FeedState) -> None:
-        self.states[feed] = FeedState.from_json(state.to_json())
 
 
 Handler = Callable[[httpx.Request], httpx.Response]

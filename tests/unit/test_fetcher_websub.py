@@ -33,12 +33,12 @@ from newsmon.fetcher.websub import (
     retry_delay,
     signature_ok,
 )
-from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
 from pydantic import ValidationError
 
 from tests.support.feed_builder import Item, rss
+from tests.support.fetcher_sink import ListSink
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC).timestamp()
 HUB = "https://hub.example.net/"
@@ -274,17 +274,6 @@ def test_websub_needs_a_callback_url() -> None:
 
 
 # --- the fetcher: subscribe on discovery, poll at the max interval while pushed --------------
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.articles: list[Article] = []
-
-    async def publish(self, articles: list[Article]) -> None:
-        self.articles.extend(articles)
-
-    async def save_state(self, feed: str, state: FeedState) -> None:
-        pass
 
 
 async def test_polling_falls_back_to_the_max_interval_while_a_subscription_is_active() -> None:
