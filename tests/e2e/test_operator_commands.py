@@ -10,13 +10,13 @@ import sys
 from datetime import UTC, datetime
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from newsmon.fetcher.state import FeedState, ensure_state_topic, state_topic
 from newsmon.shared.broker import free_port
 from newsmon.shared.kafka import ensure_topics
 from newsmon.shared.messages import Article, Classified, encode
 from newsmon.shared.settings import Settings
 
+from tests.support.kafka_write import produce
 from tests.support.web import make_alert, publish_alerts
 
 pytestmark = pytest.mark.kafka
@@ -40,13 +40,7 @@ def _run(settings: Settings, *args: str, timeout: float = 120) -> subprocess.Com
 
 
 async def _produce(settings: Settings, topic: str, items: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        for key, value in items:
-            await producer.send_and_wait(topic, value, key=key)
-    finally:
-        await producer.stop()
+    await produce(settings.kafka_bootstrap or "", topic, items)
 
 
 def _article(n: int, title: str, summary: str) -> Article:

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from newsmon.alerter import app as alerter
 from newsmon.classifier import app as classifier
 from newsmon.shared.kafka import ensure_topics, header
@@ -21,6 +20,7 @@ from newsmon.shared.settings import Settings
 
 from tests.support.kafka_admin import create_topic
 from tests.support.kafka_read import read_topic
+from tests.support.kafka_write import produce
 
 pytestmark = pytest.mark.kafka
 
@@ -71,15 +71,12 @@ async def test_too_long_text_is_trimmed_and_alerted_unfittable_goes_to_dlq(
     await ensure_topics(settings)  # the others, default size limit
     long_text = " ".join([MATCHING_SUMMARY] * 400)  # about 90 KB of full text
     huge_title = "Pyongyang " * 3_000  # 30 KB of headline: nothing we trim can make it fit
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        for item in (article("long-text", text=long_text), article("huge-title", title=huge_title)):
-            await producer.send_and_wait(
-                settings.topics.articles, encode(item), key=item.id.encode()
-            )
-    finally:
-        await producer.stop()
+    items = (article("long-text", text=long_text), article("huge-title", title=huge_title))
+    await produce(
+        settings.kafka_bootstrap or "",
+        settings.topics.articles,
+        [(item.id.encode(), encode(item)) for item in items],
+    )
 
     metrics = Metrics()
     bootstrap = settings.kafka_bootstrap or ""

@@ -15,6 +15,7 @@ from newsmon.shared.pipeline import Output, Processor, Record, Transform
 from newsmon.shared.settings import Settings
 
 from tests.support.kafka_read import read_topic
+from tests.support.kafka_write import produce
 
 pytestmark = pytest.mark.kafka
 
@@ -29,13 +30,7 @@ def upper_or_refuse(target: str):  # type: ignore[no-untyped-def]
 
 
 async def _produce(bootstrap: str, topic: str, values: Sequence[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for i, value in enumerate(values):
-            await producer.send_and_wait(topic, value, key=f"k{i}".encode())
-    finally:
-        await producer.stop()
+    await produce(bootstrap, topic, [(f"k{i}".encode(), value) for i, value in enumerate(values)])
 
 
 async def _committed_total(settings: Settings, topic: str, group: str) -> int:

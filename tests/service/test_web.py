@@ -13,6 +13,7 @@ from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
 from pydantic import SecretStr
 
+from tests.support.kafka_write import produce
 from tests.support.web import HOSTILE_TITLE, make_alert, publish_alerts, running_web
 
 pytestmark = pytest.mark.kafka
@@ -76,18 +77,16 @@ async def test_live_events_carry_new_alerts(kafka_settings: Settings) -> None:
 
 
 async def test_feeds_page_reads_fetcher_state(kafka_settings: Settings) -> None:
-    from aiokafka import AIOKafkaProducer
     from newsmon.fetcher.state import FeedState, ensure_state_topic, state_topic
 
     await ensure_state_topic(kafka_settings)
     state = FeedState(url="https://feeds.example/rss", error_streak=3, interval_s=600.0)
     state.extra["last_error"] = "http_5xx: HTTP 503"
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_settings.kafka_bootstrap)
-    await producer.start()
-    try:
-        await producer.send_and_wait(state_topic(kafka_settings), state.to_json(), key=b"kcna")
-    finally:
-        await producer.stop()
+    await produce(
+        kafka_settings.kafka_bootstrap or "",
+        state_topic(kafka_settings),
+        [(b"kcna", state.to_json())],
+    )
     async with running_web(kafka_settings) as base, httpx.AsyncClient() as client:
         page = await _get_until(client, base + "/feeds", "kcna")
         assert "failing" in page.text
