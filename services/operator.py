@@ -219,7 +219,7 @@ async def replay(
     """Classify the articles of the window again with the current classifier and compare
     with the verdicts in the classified topic; with `to_topic`, publish the new verdicts."""
     from newsmon.classifier.engine import Classifier
-    from newsmon.shared.messages import encode
+    from newsmon.shared.messages import classified_headers, encode
 
     classifier = Classifier.default(threshold=settings.classifier_threshold)
     before: dict[str, Classified] = {}
@@ -237,7 +237,7 @@ async def replay(
         settings, settings.topics.classified, since - timedelta(hours=1), None, take_verdict
     )
     report = ReplayReport()
-    outputs: list[tuple[bytes, bytes]] = []
+    outputs: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = []
     task = progress.add_task("re-classifying", total=None) if progress is not None else None
 
     def take_article(record: ConsumerRecord[bytes, bytes]) -> None:
@@ -255,7 +255,7 @@ async def replay(
         if change is not None:
             report.changes.append(change)
         if to_topic is not None:
-            outputs.append((article.id.encode(), encode(now)))
+            outputs.append((article.id.encode(), encode(now), classified_headers(now)))
 
     def advance(done: int, total: int) -> None:
         if progress is not None and task is not None:
@@ -269,15 +269,17 @@ async def replay(
     return report
 
 
-async def _publish(settings: Settings, topic: str, outputs: Sequence[tuple[bytes, bytes]]) -> None:
+async def _publish(
+    settings: Settings, topic: str, outputs: Sequence[tuple[bytes, bytes, list[tuple[str, bytes]]]]
+) -> None:
     from newsmon.shared.kafka import ensure_topics, make_producer
 
     await ensure_topics(settings, [topic])
     producer: AIOKafkaProducer = make_producer(settings, client_id="newsmon-replay")
     await producer.start()
     try:
-        for key, value in outputs:
-            await producer.send(topic, value, key=key)
+        for key, value, headers in outputs:
+            await producer.send(topic, value, key=key, headers=headers)
         await producer.flush()
     finally:
         await producer.stop()

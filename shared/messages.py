@@ -8,13 +8,14 @@ newer version, and a message that does not fit goes to the DLQ with the validati
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
+    "MATCH_HEADER",
     "Alert",
     "AlertSource",
     "Article",
@@ -22,10 +23,12 @@ __all__ = [
     "Evidence",
     "MessageDecodeError",
     "Term",
+    "classified_headers",
     "decode",
     "encode",
     "fit_alert",
     "fit_classified",
+    "known_non_match",
     "stable_id",
     "utc_now",
 ]
@@ -112,6 +115,24 @@ class Classified(_Message):
     )
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+# The verdict beside the Classified value, as a record header (`true` / `false`): a reader that
+# wants only matches (the alerter) skips the rest without decoding them; three verdicts in four
+# are not matches. The value stays the record of the verdict; records written before the header
+# existed have none and are read whole.
+MATCH_HEADER = "newsmon_match"
+_MATCH_VALUES = {True: b"true", False: b"false"}
+
+
+def classified_headers(classified: Classified) -> list[tuple[str, bytes]]:
+    """The record headers of a Classified message."""
+    return [(MATCH_HEADER, _MATCH_VALUES[classified.match])]
+
+
+def known_non_match(headers: Sequence[tuple[str, bytes]] | None) -> bool:
+    """True when the record's headers say its verdict is not a match (without its value)."""
+    return any(key == MATCH_HEADER and value == b"false" for key, value in headers or ())
 
 
 class AlertSource(_Message):

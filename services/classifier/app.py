@@ -8,7 +8,13 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 
-from newsmon.shared.messages import Article, decode, encode, fit_classified
+from newsmon.shared.messages import (
+    Article,
+    classified_headers,
+    decode,
+    encode,
+    fit_classified,
+)
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.pipeline import Output, Processor, Record
 from newsmon.shared.settings import Settings
@@ -83,6 +89,7 @@ class ClassifyTransform:
             self.topic,
             article.id.encode(),
             encode(classified),
+            classified_headers(classified),
             fit=functools.partial(fit_classified, classified),
         )
         self.counts.stage(classified.match, classified.categories)  # last: nothing above may raise
