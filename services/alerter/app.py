@@ -28,7 +28,14 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from newsmon.shared.kafka import ensure_topics
-from newsmon.shared.messages import Classified, decode, encode, fit_alert, utc_now
+from newsmon.shared.messages import (
+    Classified,
+    decode,
+    encode,
+    fit_alert,
+    known_non_match,
+    utc_now,
+)
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.pipeline import Output, Processor, Record
 from newsmon.shared.settings import Settings
@@ -181,6 +188,8 @@ class AlertTransform:
         )
 
     def __call__(self, record: Record) -> Sequence[Output]:
+        if known_non_match(record.headers):
+            return ()  # the classifier's header says so: the value is not even decoded
         classified = decode(Classified, record.value)
         if not classified.match:
             return ()

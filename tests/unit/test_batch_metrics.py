@@ -22,7 +22,7 @@ SETTINGS = Settings(kafka_bootstrap="127.0.0.1:1", topic_prefix="t", instance_id
 
 
 def _record(value: bytes) -> Any:
-    return SimpleNamespace(topic="in", partition=0, offset=0, key=b"a1", value=value)
+    return SimpleNamespace(topic="in", partition=0, offset=0, key=b"a1", value=value, headers=())
 
 
 def test_classifier_verdicts_are_counted_once_committed() -> None:
