@@ -69,6 +69,7 @@ __all__ = [
     "Output",
     "OutputTooLargeError",
     "Processor",
+    "StartOfBatch",
     "Transform",
     "observe_lag",
 ]
@@ -96,6 +97,11 @@ class Output:
 # Takes one record, returns what to publish for it (maybe nothing). Raising refuses the record:
 # it goes to the DLQ with the error, and the stream moves on.
 Transform = Callable[[Record], Sequence[Output]]
+
+# Called once with a batch's records before the transform sees them one by one: work that is
+# cheaper done for the whole batch at once (the alerter fingerprints a batch's articles in one
+# numpy pass). It must not raise for a bad record: the transform meets that record and refuses it.
+StartOfBatch = Callable[[Sequence[Record]], None]
 
 # Called once after the transform saw every record of a batch: what to publish for the batch as
 # a whole (the alerter's state records, one per story the batch changed, not one per record),
@@ -130,9 +136,14 @@ def _key_text(record: Record) -> str | None:
 
 
 def _apply(
-    transform: Transform, records: Sequence[Record], end_of_batch: EndOfBatch | None = None
+    transform: Transform,
+    records: Sequence[Record],
+    end_of_batch: EndOfBatch | None = None,
+    start_of_batch: StartOfBatch | None = None,
 ) -> tuple[list[_Result], Sequence[Output]]:
     """Each record's result, then the batch's own outputs (`end_of_batch`)."""
+    if start_of_batch is not None:
+        start_of_batch(records)
     results = []
     for record in records:
         try:
@@ -200,6 +211,7 @@ class Processor:
         on_ready: Callable[[], None] | None = None,
         state: BatchState | None = None,
         end_of_batch: EndOfBatch | None = None,
+        start_of_batch: StartOfBatch | None = None,
         single_active: bool = False,
     ) -> None:
         self.settings = settings
@@ -212,6 +224,7 @@ class Processor:
         self._on_ready = on_ready
         self.state = state
         self.end_of_batch = end_of_batch
+        self.start_of_batch = start_of_batch
         # Every topic the transform may write to, and the DLQ: tracked by the producer from
         # its start (see wait_for_leaders). The source is watched too (re-created if deleted).
         self.outputs = tuple(dict.fromkeys([*outputs, settings.topics.dlq]))
@@ -482,7 +495,7 @@ class Processor:
         self.metrics.batch_records.labels(self.service).observe(len(records))
         started = time.monotonic()
         results, batch_outputs = await asyncio.to_thread(
-            _apply, self.transform, records, self.end_of_batch
+            _apply, self.transform, records, self.end_of_batch, self.start_of_batch
         )
         transformed = time.monotonic()
         self.metrics.batch_step_seconds.labels(self.service, "transform").observe(
