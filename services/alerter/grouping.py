@@ -17,7 +17,9 @@ Signature versions (stored with each story in the state topic):
   mod 2^64) >> 32 with random odd 64-bit a_i (Dietzfelbinger, "Universal hashing and k-wise
   independent random variables via integer arithmetic without primes", STACS 1996; Thorup,
   "High speed hashing for integers and strings", 2015, §3.3), computed for all shingles and
-  functions at once with numpy: about 10x faster than version 1 (BENCHMARKS.md).
+  functions at once with numpy, and for a whole batch of articles at once (`fingerprints`:
+  one pass over every shingle of the batch instead of a few numpy calls per article):
+  BENCHMARKS.md has both against version 1.
 - 1 (legacy): BLAKE2b-32 of each shingle and (a·x + b) mod (2^61 - 1) cut to 32 bits, in pure
   Python, as datasketch does (ekzhu.com/datasketch/minhash.html). Stories stored with it before
   the upgrade keep their signature: while the book holds any, new articles are fingerprinted
@@ -36,8 +38,10 @@ import functools
 import hashlib
 import heapq
 import itertools
+import operator
 import random
 import re
+import struct
 import sys
 import unicodedata
 import zlib
@@ -56,11 +60,13 @@ __all__ = [
     "NUM_PERM",
     "SIGNATURE_VERSION",
     "Assignment",
+    "Fingerprint",
     "Pending",
     "StoryBook",
     "StoryState",
     "fingerprint",
     "fingerprint_v1",
+    "fingerprints",
     "jaccard_estimate",
     "normalize",
     "shingles",
@@ -85,6 +91,10 @@ _A: Final = (_gen.integers(0, 2**64, NUM_PERM, dtype=np.uint64, endpoint=False) 
 _B: Final = _gen.integers(0, 2**64, NUM_PERM, dtype=np.uint64, endpoint=False)[:, None]
 _PAIR_MUL: Final = np.uint64(0x9E3779B97F4A7C15)  # odd; the 64-bit golden-ratio constant
 _SHIFT32: Final = np.uint64(32)
+# Shingles hashed by all NUM_PERM functions in one numpy pass at most: NUM_PERM x 2048 x 8 bytes
+# (2 MiB) of intermediate values however large the batch (8192 added 9 MB to the alerter's
+# peak RSS for no measurable gain).
+_PASS_SHINGLES: Final = 2048
 
 _PRIME: Final = (1 << 61) - 1  # version 1 only
 _rng = random.Random(20240618)
@@ -97,10 +107,17 @@ _WORD = re.compile(r"\w+")
 _DECORATION = re.compile(r"^\s*(?:\((?:lead|update|urgent)\)|update\s*\d*\s*[-:]|exclusive\s*:)\s*")
 
 
+_BMP_END: Final = "\uffff"
+
+
 @functools.cache
-def _combining_marks() -> re.Pattern[str]:
+def _combining_marks() -> tuple[re.Pattern[str], re.Pattern[str]]:
     """Every character with a non-zero canonical combining class (what `unicodedata.combining`
     tests), as one character class: a C-level scan instead of a Python test per character.
+    Two classes: the marks up to U+FFFF, and all. re tests a class of BMP characters with a
+    bitmap, but one with characters beyond U+FFFF as a list of ranges, each in turn (CPython
+    Lib/re/_compiler.py, `_optimize_charset`: the bitmap is for the BMP only): 57 -> 6 us per
+    development-set item. The full class serves only text that has characters beyond U+FFFF.
     Built once (about 0.1 s of CPU); the table follows the interpreter's Unicode version."""
     marks = [cp for cp in range(sys.maxunicode + 1) if unicodedata.combining(chr(cp))]
     ranges: list[tuple[int, int]] = []
@@ -109,7 +126,12 @@ def _combining_marks() -> re.Pattern[str]:
             ranges[-1] = (ranges[-1][0], cp)
         else:
             ranges.append((cp, cp))
-    return re.compile("[" + "".join(f"{chr(a)}-{chr(b)}" for a, b in ranges) + "]")
+
+    def one_class(spans: list[tuple[int, int]]) -> re.Pattern[str]:
+        return re.compile("[" + "".join(f"{chr(a)}-{chr(b)}" for a, b in spans) + "]")
+
+    bmp = [(a, min(b, ord(_BMP_END))) for a, b in ranges if a <= ord(_BMP_END)]
+    return one_class(bmp), one_class(ranges)
 
 
 def normalize(title: str, summary: str) -> list[str]:
@@ -118,8 +140,10 @@ def normalize(title: str, summary: str) -> list[str]:
     text = f"{title} {summary.casefold()}"
     if not text.isascii():  # ASCII text is the same in every normal form and has no accents
         # NFKD(NFKC(x)) = NFKD(x) (UAX #15, "Normalization Forms"): one decomposition suffices.
-        stripped = _combining_marks().sub("", unicodedata.normalize("NFKD", text))
-        text = unicodedata.normalize("NFC", stripped)
+        decomposed = unicodedata.normalize("NFKD", text)
+        bmp_marks, all_marks = _combining_marks()
+        marks = all_marks if max(decomposed) > _BMP_END else bmp_marks
+        text = unicodedata.normalize("NFC", marks.sub("", decomposed))
     words = _WORD.findall(text)
     title_words = len(_WORD.findall(title))
     return words[: title_words + LEDE_WORDS]
@@ -131,25 +155,71 @@ def shingles(words: Sequence[str]) -> set[str]:
     return grams | set(words)
 
 
-def _shingle_hashes(words: Sequence[str]) -> np.ndarray:
-    """32-bit hashes (in uint64) of the words and of the word bigrams (`shingles`, version 2).
-    A repeated shingle repeats its hash, which leaves every minimum unchanged."""
-    word_hashes = np.fromiter(
-        (zlib.crc32(w.encode("utf-8")) for w in words), dtype=np.uint64, count=len(words)
-    )
-    pairs = (word_hashes[:-1] << _SHIFT32) | word_hashes[1:]
-    return np.concatenate((word_hashes, (pairs * _PAIR_MUL) >> _SHIFT32))
+def _signature_rows(word_lists: Sequence[Sequence[str]]) -> np.ndarray:
+    """The version 2 signatures of many word lists, an (n, NUM_PERM) uint32 array; a list
+    without words gets `_EMPTY`. Lists are taken in passes of about `_PASS_SHINGLES` shingles."""
+    rows = np.full((len(word_lists), NUM_PERM), _MASK32, dtype=np.uint32)
+    chunk: list[int] = []
+    width = 0
+    for i, words in enumerate(word_lists):
+        if words:
+            chunk.append(i)
+            width += 2 * len(words) - 1  # the words and their bigrams
+            if width >= _PASS_SHINGLES:
+                rows[chunk] = _min_hashes([word_lists[j] for j in chunk])
+                chunk, width = [], 0
+    if chunk:
+        rows[chunk] = _min_hashes([word_lists[j] for j in chunk])
+    return rows
+
+
+def _min_hashes(word_lists: Sequence[Sequence[str]]) -> np.ndarray:
+    """Signatures of non-empty word lists (n x NUM_PERM uint32). Shingles (`shingles`): each
+    word's CRC-32, and each pair of neighbours in one list (never across two lists) hashed
+    from the two word hashes by multiply-shift. Laid out list by list, the words then the
+    pairs, so that one `minimum.reduceat` takes each list's minimum of each function. A
+    repeated shingle repeats its hash, which leaves every minimum unchanged."""
+    lengths = np.fromiter((len(w) for w in word_lists), dtype=np.intp, count=len(word_lists))
+    crc32 = zlib.crc32
+    words = np.array([crc32(w.encode("utf-8")) for ws in word_lists for w in ws], dtype=np.uint64)
+    starts = np.cumsum(lengths) - lengths  # of each list in `words`
+    firsts = np.cumsum(2 * lengths - 1) - (2 * lengths - 1)  # of each list in `shingles`
+    shift = np.repeat(firsts - starts, lengths)  # word at g goes to g + shift[g]
+    at = np.arange(len(words))
+    shingles = np.empty(int((2 * lengths - 1).sum()), dtype=np.uint64)
+    shingles[at + shift] = words
+    # The pair (g, g + 1) for every word g but the last of its list, placed after its list's
+    # words: at g + shift[g] + length of the list.
+    paired = np.ones(len(words), dtype=bool)
+    paired[starts + lengths - 1] = False
+    firsts_of_pairs = (at + shift + np.repeat(lengths, lengths))[paired]
+    left = words[paired]
+    right = words[1:][paired[:-1]]
+    shingles[firsts_of_pairs] = (((left << _SHIFT32) | right) * _PAIR_MUL) >> _SHIFT32
+    values = _A * shingles  # NUM_PERM x shingles, arithmetic mod 2^64
+    values += _B
+    # The minimum of the 64-bit values has the minimum top half: shift once, after the min.
+    return (np.minimum.reduceat(values, firsts, axis=1) >> _SHIFT32).T.astype(np.uint32)
 
 
 def fingerprint(title: str, summary: str) -> tuple[int, ...]:
     """The MinHash signature (NUM_PERM 32-bit values, version 2) of a title and lede."""
-    words = normalize(title, summary)
-    if not words:
-        return _EMPTY
-    values = _A * _shingle_hashes(words)  # NUM_PERM x shingles, arithmetic mod 2^64
-    values += _B
-    # The minimum of the 64-bit values has the minimum top half: shift once, after the min.
-    return tuple((values.min(axis=1) >> _SHIFT32).tolist())
+    return tuple(_signature_rows([normalize(title, summary)])[0].tolist())
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """An article's signature (version 2) and its LSH band keys."""
+
+    signature: tuple[int, ...]
+    bands: tuple[BandKey, ...]
+
+
+def fingerprints(texts: Sequence[tuple[str, str]]) -> list[Fingerprint]:
+    """`fingerprint` of each (title, summary) with its band keys, the whole batch at once."""
+    rows = _signature_rows([normalize(title, summary) for title, summary in texts])
+    keys = _band_keys(rows, SIGNATURE_VERSION)
+    return [Fingerprint(tuple(sig), k) for sig, k in zip(rows.tolist(), keys, strict=True)]
 
 
 def _hash32(text: str) -> int:
@@ -167,38 +237,44 @@ def fingerprint_v1(title: str, summary: str) -> tuple[int, ...]:
 def jaccard_estimate(a: Sequence[int], b: Sequence[int]) -> float:
     if a == _EMPTY or b == _EMPTY:
         return 0.0  # no words at all: nothing to compare
-    return sum(1 for x, y in zip(a, b, strict=True) if x == y) / NUM_PERM
+    if len(a) != len(b):
+        raise ValueError(f"signatures of {len(a)} and {len(b)} values")
+    same: int = sum(map(operator.eq, a, b))  # compared in C, not a generator step each
+    return same / NUM_PERM
 
 
-# One int per band: (signature version * BANDS + band) above the band's ROWS 32-bit rows. An int
-# instead of a (band, rows) tuple of tuples: about a third of the memory per key.
-BandKey = int
-_ROW_BITS: Final = 32
-_BAND_SHIFT: Final = ROWS * _ROW_BITS
+# One key per band: a byte (signature version * BANDS + band), then the band's ROWS 32-bit rows
+# big-endian: what the int of the same bits was before, but cut by numpy for a whole batch in
+# one pass (a Python int was built shift by shift, about 25 us per signature).
+BandKey = bytes
+_BAND_IDS: Final = np.arange(BANDS, dtype=np.uint8)
+_KEY_BYTES: Final = 1 + ROWS * 4
 
 
-@functools.lru_cache(maxsize=4096)
-def _bands(signature: tuple[int, ...], version: int) -> tuple[BandKey, ...]:
-    """The LSH keys of a signature. Cached: a story's keys are looked up when its first copy
-    is assigned, then again when it is staged and committed."""
-    first = version * BANDS
-    keys = []
-    for band in range(BANDS):
-        key = first + band
-        for row in signature[band * ROWS : (band + 1) * ROWS]:
-            key = (key << _ROW_BITS) | row
-        keys.append(key)
-    return tuple(keys)
+def _band_keys(rows: np.ndarray, version: int) -> list[tuple[BandKey, ...]]:
+    """The LSH keys of each signature of an (n, NUM_PERM) array."""
+    n = len(rows)
+    keys = np.empty((n, BANDS, _KEY_BYTES), dtype=np.uint8)
+    keys[:, :, 0] = version * BANDS + _BAND_IDS
+    keys[:, :, 1:] = rows.astype(">u4").view(np.uint8).reshape(n, BANDS, _KEY_BYTES - 1)
+    return [tuple(k) for k in keys.view(f"V{_KEY_BYTES}").reshape(n, BANDS).tolist()]
+
+
+def _bands(signature: Sequence[int], version: int) -> tuple[BandKey, ...]:
+    return _band_keys(np.array([signature], dtype=np.uint32), version)[0]
+
+
+_SIGNATURE_BYTES: Final = struct.Struct(f">{NUM_PERM}I")  # 32-bit values, big-endian
 
 
 def signature_hex(signature: Sequence[int]) -> str:
-    return np.array(signature, dtype=">u4").tobytes().hex()  # 8 hex digits a value, big-endian
+    return _SIGNATURE_BYTES.pack(*signature).hex()  # 8 hex digits a value
 
 
 def signature_from_hex(text: str) -> tuple[int, ...]:
     if len(text) != NUM_PERM * 8:
         raise ValueError(f"a signature has {NUM_PERM * 8} hex digits, got {len(text)}")
-    return tuple(np.frombuffer(bytes.fromhex(text), dtype=">u4").tolist())
+    return _SIGNATURE_BYTES.unpack(bytes.fromhex(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +290,8 @@ class StoryState:
     categories: tuple[str, ...]
     score: float
     signature_version: int = SIGNATURE_VERSION
+    # The signature's LSH keys once known (the book fills them in): not part of the record.
+    bands: tuple[BandKey, ...] = field(default=(), compare=False, repr=False)
 
     def article_ids(self) -> set[str]:
         return {s.article_id for s in self.sources}
@@ -244,17 +322,23 @@ class _Stories:
         return len(self.stories)
 
     def put(self, story: StoryState) -> None:
+        if not story.bands:
+            story = replace(story, bands=_bands(story.signature, story.signature_version))
         old = self.stories.get(story.story_id)
         if old is None:
             story_id = story.story_id
-            for key in _bands(story.signature, story.signature_version):
-                ids = self.index.get(key)
-                if ids is None or ids == story_id:
-                    self.index[key] = story_id
-                elif isinstance(ids, str):
+            # Most keys are new: those are added in one C call; the few held already by
+            # another story become (or join) a set.
+            shared = {key: self.index[key] for key in self.index.keys() & story.bands}
+            self.index.update(dict.fromkeys(story.bands, story_id))
+            for key, ids in shared.items():
+                if ids == story_id:
+                    continue
+                if isinstance(ids, str):
                     self.index[key] = {ids, story_id}
                 else:
                     ids.add(story_id)
+                    self.index[key] = ids
             self.legacy += story.signature_version == 1
         self.stories[story.story_id] = story
         for source in story.sources:
@@ -263,7 +347,7 @@ class _Stories:
     def drop(self, story_id: str) -> None:
         story = self.stories.pop(story_id)
         self.legacy -= story.signature_version == 1
-        for key in _bands(story.signature, story.signature_version):
+        for key in story.bands or _bands(story.signature, story.signature_version):
             ids = self.index.get(key)
             if ids == story_id:
                 del self.index[key]
@@ -275,15 +359,15 @@ class _Stories:
             if self.by_article.get(source.article_id) == story_id:
                 del self.by_article[source.article_id]
 
-    def candidates(self, signatures: dict[int, tuple[int, ...]]) -> set[str]:
+    def candidates(self, keys: Iterable[BandKey]) -> set[str]:
         found: set[str] = set()
-        for version, sig in signatures.items():
-            for key in _bands(sig, version):
-                ids = self.index.get(key)
-                if isinstance(ids, str):
-                    found.add(ids)
-                elif ids:
-                    found |= ids
+        # The keys held at all, looked up in C: most articles share no band with any story.
+        for key in self.index.keys() & keys:
+            ids = self.index[key]
+            if isinstance(ids, str):
+                found.add(ids)
+            else:
+                found |= ids
         return found
 
 
@@ -298,6 +382,21 @@ class Pending(_Stories):
                 self.by_article[source.article_id] = story.story_id
             return
         self.put(story)
+
+
+def _with_bands(stories: Iterable[StoryState]) -> list[StoryState]:
+    """The stories, each with its band keys: those missing (read from the state topic) are
+    cut for all stories of a signature version at once."""
+    stories = list(stories)
+    for version in (1, SIGNATURE_VERSION):
+        missing = [
+            i for i, s in enumerate(stories) if not s.bands and s.signature_version == version
+        ]
+        if missing:
+            rows = np.array([stories[i].signature for i in missing], dtype=np.uint32)
+            for i, keys in zip(missing, _band_keys(rows, version), strict=True):
+                stories[i] = replace(stories[i], bands=keys)
+    return stories
 
 
 @dataclass(slots=True)
@@ -326,24 +425,28 @@ class StoryBook:
         story_id_for: str,
         alert_id_for: str,
         overlay: Pending | None = None,
-        signature: tuple[int, ...] | None = None,
+        fingerprinted: Fingerprint | None = None,
     ) -> Assignment:
         """The story this article belongs to, as it would be with the article (a dry run).
 
         `overlay` holds stories changed earlier in the same (uncommitted) batch; they win over
-        the book. A new story gets `story_id_for` / `alert_id_for`. `signature` is the
-        article's fingerprint when the caller has it already.
+        the book. A new story gets `story_id_for` / `alert_id_for`. `fingerprinted` is the
+        article's fingerprint when the caller has it already (`fingerprints` of its batch).
         """
         article = classified.article
         overlay = overlay if overlay is not None else Pending()
         known = self._story_of_article(article.id, overlay)
         if known is not None:
             return Assignment(known, new_story=False, duplicate=True)
-        sig = signature if signature is not None else fingerprint(article.title, article.summary)
+        if fingerprinted is None:
+            (fingerprinted,) = fingerprints([(article.title, article.summary)])
+        sig = fingerprinted.signature
         signatures = {SIGNATURE_VERSION: sig}
+        keys: tuple[BandKey, ...] = fingerprinted.bands
         if self._live.legacy or overlay.legacy:
             signatures[1] = fingerprint_v1(article.title, article.summary)
-        best = self._best_match(signatures, article.fetched, overlay)
+            keys += _bands(signatures[1], 1)
+        best = self._best_match(signatures, keys, article.fetched, overlay)
         source = AlertSource(
             article_id=article.id, source=article.source, url=article.url, feed=article.feed
         )
@@ -357,6 +460,7 @@ class StoryBook:
                 sources=(source,),
                 categories=tuple(classified.categories),
                 score=classified.score,
+                bands=fingerprinted.bands,
             )
             return Assignment(story, new_story=True, duplicate=False)
         grown = replace(
@@ -375,9 +479,15 @@ class StoryBook:
         return overlay.stories.get(story_id) or self._live.stories.get(story_id)
 
     def _best_match(
-        self, signatures: dict[int, tuple[int, ...]], fetched: datetime, overlay: Pending
+        self,
+        signatures: dict[int, tuple[int, ...]],
+        keys: Sequence[BandKey],
+        fetched: datetime,
+        overlay: Pending,
     ) -> StoryState | None:
-        candidates = self._live.candidates(signatures) | overlay.candidates(signatures)
+        candidates = self._live.candidates(keys)
+        if overlay.index:
+            candidates |= overlay.candidates(keys)
         best: tuple[float, datetime, str] | None = None
         chosen: StoryState | None = None
         for story_id in candidates:
@@ -395,7 +505,7 @@ class StoryBook:
 
     def apply(self, stories: Iterable[StoryState]) -> list[str]:
         """Record committed story states; returns the ids of stories that fell out of the window."""
-        for story in stories:
+        for story in _with_bands(stories):
             if story.story_id not in self._live.stories:
                 heapq.heappush(self._starts, (story.first_fetched, story.story_id))
             self._live.put(story)
@@ -432,7 +542,9 @@ def story_to_json(story: StoryState) -> bytes:
         "first_fetched": story.first_fetched.isoformat(),
         "signature": signature_hex(story.signature),
         "signature_version": story.signature_version,
-        "sources": [s.model_dump(mode="json") for s in story.sources],
+        # A source's fields are plain strings: its __dict__ (pydantic keeps the fields there)
+        # is its JSON, without a model_dump per source.
+        "sources": [s.__dict__ for s in story.sources],
         "categories": list(story.categories),
         "score": story.score,
     }

@@ -252,3 +252,58 @@ def test_accent_stripping_drops_exactly_the_combining_marks(title: str, summary:
     if not re.match(r"\s*(\(|update|exclusive)", title.casefold()):
         title_words = len(re.findall(r"\w+", title.casefold()))
         assert normalize(title, summary) == words[: title_words + 60]
+
+
+def _fingerprint_one_by_one(title: str, summary: str) -> tuple[int, ...]:
+    """The model: version 2 as it was computed per article before batches (numpy per text)."""
+    import zlib
+
+    import numpy as np
+    from newsmon.alerter import grouping
+
+    words = normalize(title, summary)
+    if not words:
+        return (2**32 - 1,) * NUM_PERM
+    hashes = np.array([zlib.crc32(w.encode()) for w in words], dtype=np.uint64)
+    pairs = (((hashes[:-1] << np.uint64(32)) | hashes[1:]) * grouping._PAIR_MUL) >> np.uint64(32)
+    values = grouping._A * np.concatenate((hashes, pairs)) + grouping._B
+    return tuple((values.min(axis=1) >> np.uint64(32)).tolist())
+
+
+@given(st.lists(st.tuples(st.text(max_size=80), st.text(max_size=200)), max_size=12))
+def test_batch_fingerprints_equal_one_by_one(texts: list[tuple[str, str]]) -> None:
+    from newsmon.alerter.grouping import fingerprints
+
+    expected = [_fingerprint_one_by_one(t, s) for t, s in texts]
+    assert [f.signature for f in fingerprints(texts)] == expected
+    assert [fingerprint(t, s) for t, s in texts] == expected
+
+
+def test_batch_fingerprints_across_several_numpy_passes() -> None:
+    from newsmon.alerter import grouping
+
+    words = LEDE.split()
+    texts = [(f"item {i}", " ".join(words[i % 7 :] + words[: i % 7])) for i in range(400)]
+    texts[5] = ("", "")  # no words: the empty signature, in the middle of a pass
+    fps = grouping.fingerprints(texts)
+    assert sum(2 * len(normalize(t, s)) for t, s in texts) > 2 * grouping._PASS_SHINGLES
+    assert [f.signature for f in fps] == [_fingerprint_one_by_one(t, s) for t, s in texts]
+
+
+def test_band_keys_hold_the_bits_of_the_signature_rows() -> None:
+    """A band key is the version and band, then the band's rows: equal keys, equal rows."""
+    from newsmon.alerter.grouping import BANDS, fingerprints
+
+    (fp,) = fingerprints([("North Korean troops", LEDE)])
+    rows = NUM_PERM // BANDS
+    for band, key in enumerate(fp.bands):
+        expected = SIGNATURE_VERSION * BANDS + band
+        for row in fp.signature[band * rows : (band + 1) * rows]:
+            expected = (expected << 32) | row
+        assert int.from_bytes(key, "big") == expected
+
+
+def test_combining_marks_beyond_the_basic_multilingual_plane_are_dropped_too() -> None:
+    # U+1D167 (a musical combining mark, class 1) and U+0301 (combining acute, class 230).
+    assert normalize("Ka\U0001d167bul", "cafe\u0301") == ["kabul", "cafe"]
+    assert normalize("Kabul", "cafe\u0301") == ["kabul", "cafe"]
