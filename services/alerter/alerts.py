@@ -66,12 +66,16 @@ def alert_from(classified: Classified, *, now: datetime, story: StoryState | Non
     )
 
 
+_CE_TYPE_BYTES = ALERT_CE_TYPE.encode()
+_CE_SOURCE_BYTES = CE_SOURCE.encode()
+
+
 def alert_headers(alert: Alert) -> Headers:
     return [
         ("ce_specversion", b"1.0"),
         ("ce_id", f"{alert.alert_id}.r{alert.revision}".encode()),
-        ("ce_type", ALERT_CE_TYPE.encode()),
-        ("ce_source", CE_SOURCE.encode()),
+        ("ce_type", _CE_TYPE_BYTES),
+        ("ce_source", _CE_SOURCE_BYTES),
         ("ce_subject", alert.story_id.encode()),
         ("ce_time", alert.alerted.isoformat().encode()),
         ("content-type", b"application/json"),

@@ -16,6 +16,7 @@ lists several values holds when any of them does. Rules come from a TOML file na
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
@@ -64,18 +65,19 @@ class Route:
     feeds: frozenset[str] = frozenset()
 
     def matches(self, item: RouteInput) -> bool:
-        if self.categories and not self.categories & set(item.categories):
+        # isdisjoint takes the item's tuples as they are (no set built per rule and alert).
+        if self.categories and self.categories.isdisjoint(item.categories):
             return False
         if item.score < self.min_score:
             return False
         if self.languages and (item.lang or "und") not in self.languages:
             return False
-        if self.sources and not self.sources & {s.casefold() for s in item.sources}:
+        if self.sources and self.sources.isdisjoint(s.casefold() for s in item.sources):
             return False
-        return not (self.feeds and not self.feeds & set(item.feeds))
+        return not (self.feeds and self.feeds.isdisjoint(item.feeds))
 
     def topic_for(self, prefix: str) -> str:
-        return self.topic.replace("{prefix}", prefix)
+        return _topic_name(self.topic, prefix)
 
     def label(self) -> str:
         return self.name or self.topic
@@ -113,9 +115,20 @@ DEFAULT_ROUTES: Final[tuple[Route, ...]] = (
 )
 
 
+@functools.lru_cache(maxsize=256)
+def _topic_name(topic: str, prefix: str) -> str:
+    """A rule's topic with the prefix filled in (asked for every alert: built once)."""
+    return topic.replace("{prefix}", prefix)
+
+
+@functools.lru_cache(maxsize=16)
+def _main_topic(prefix: str) -> str:
+    return Topics(prefix).alerts
+
+
 def route(item: RouteInput, routes: Sequence[Route], *, prefix: str) -> list[tuple[str, str]]:
     """(topic, why) for every topic the alert goes to: the main topic first, no topic twice."""
-    chosen: dict[str, str] = {Topics(prefix).alerts: MAIN_ROUTE}
+    chosen: dict[str, str] = {_main_topic(prefix): MAIN_ROUTE}
     for rule in routes:
         if rule.matches(item):
             chosen.setdefault(rule.topic_for(prefix), rule.label())
