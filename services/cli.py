@@ -193,17 +193,14 @@ async def _tail(
 async def _topic_partitions(settings: Settings, topic: str, *, wait: bool) -> list[int]:
     """The topic's partitions; a topic not created yet is waited for (said once) when
     following, an error otherwise."""
-    from newsmon.shared.statetopic import topic_partitions
+    from newsmon.shared.statetopic import wait_for_partitions
 
-    warned = False
-    while not (partitions := await topic_partitions(settings, topic)):
+    def missing() -> None:
         if not wait:
             raise SystemExit(f"newsmon tail: topic {topic} does not exist")
-        if not warned:
-            print(f"newsmon tail: waiting for topic {topic} ...", file=sys.stderr, flush=True)
-            warned = True
-        await asyncio.sleep(1.0)
-    return partitions
+        print(f"newsmon tail: waiting for topic {topic} ...", file=sys.stderr, flush=True)
+
+    return await wait_for_partitions(settings, topic, every_s=1.0, on_missing=missing)
 
 
 async def _at_end(consumer: Any, tp: Any, end: int) -> bool:

@@ -61,6 +61,7 @@ from .kafka import (
     seek_to_time,
     stop_consumer,
 )
+from .lifecycle import sleep_or_stop
 from .settings import Settings
 
 __all__ = [
@@ -73,6 +74,7 @@ __all__ = [
     "scan_to_end",
     "tombstone",
     "topic_partitions",
+    "wait_for_partitions",
     "write",
     "write_many",
 ]
@@ -162,6 +164,31 @@ async def topic_partitions(settings: Settings, topic: str) -> list[int]:
         raise KafkaError(f"topic {topic} has no readable partitions")
     finally:
         await admin.close()
+
+
+async def wait_for_partitions(
+    settings: Settings,
+    topic: str,
+    *,
+    every_s: float,
+    on_missing: Callable[[], None],
+    stop: asyncio.Event | None = None,
+) -> list[int]:
+    """The partitions of `topic`, for a reader that waits for a topic not created yet: asked
+    again every `every_s` (`on_missing` called once, to say so) until it exists; [] when
+    `stop` is set first."""
+    said = False
+    while not (partitions := await topic_partitions(settings, topic)):
+        if not said:
+            on_missing()
+            said = True
+        if stop is None:
+            await asyncio.sleep(every_s)
+        else:
+            await sleep_or_stop(stop, every_s)
+            if stop.is_set():
+                return []
+    return partitions
 
 
 async def read_to_end(

@@ -36,7 +36,7 @@ from newsmon.shared.lifecycle import sleep_or_stop
 from newsmon.shared.messages import Alert, MessageDecodeError, decode
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
-from newsmon.shared.statetopic import topic_partitions
+from newsmon.shared.statetopic import wait_for_partitions
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -330,18 +330,18 @@ async def follow_forever(
 async def _wait_for_partitions(
     settings: Settings, topic: str, stop: asyncio.Event
 ) -> list[TopicPartition]:
-    """The topic's partitions, asked of the broker (the fetcher's helper: a consumer's cached
-    metadata may not know a topic created moments ago); a missing topic is waited for."""
-    warned = False
-    while not stop.is_set():
-        ids = await topic_partitions(settings, topic)
-        if ids:
-            return [TopicPartition(topic, p) for p in ids]
-        if not warned:
-            log.info("topic %s does not exist yet; the web page waits for it", topic)
-            warned = True
-        await sleep_or_stop(stop, 5.0)
-    return []
+    """The topic's partitions, asked of the broker (a consumer's cached metadata may not know a
+    topic created moments ago); a missing topic is waited for."""
+    ids = await wait_for_partitions(
+        settings,
+        topic,
+        every_s=5.0,
+        on_missing=lambda: log.info(
+            "topic %s does not exist yet; the web page waits for it", topic
+        ),
+        stop=stop,
+    )
+    return [TopicPartition(topic, p) for p in ids]
 
 
 class _Readers:
