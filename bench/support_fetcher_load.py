@@ -40,7 +40,7 @@ from typing import Any
 
 import feedparser
 import httpx
-from newsmon.fetcher.app import Fetcher
+from newsmon.fetcher.app import Fetcher, PollConfig
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.http import make_client
 from newsmon.fetcher.parse_workers import FeedParser, parse_workers
@@ -138,7 +138,9 @@ def _fetcher(
 ) -> Fetcher:
     """A Fetcher as app.run builds it (without Kafka, WebSub or full-text pages)."""
     publisher = Publisher(PublishConfig.from_settings(settings), metrics, sink, seen)
-    return Fetcher(settings, metrics, sink, client, publisher, parser=parser)
+    return Fetcher(
+        PollConfig.from_settings(settings), metrics, sink, client, publisher, parser=parser
+    )
 
 
 def _workers_rss_mib(parser: FeedParser) -> float:
@@ -405,7 +407,14 @@ async def through_kafka(
             async with _client(settings) as client:
                 sink = KafkaSink(settings.topics, producer)
                 publisher = Publisher(PublishConfig.from_settings(settings), metrics, sink, seen)
-                fetcher = Fetcher(settings, metrics, sink, client, publisher, parser=parser)
+                fetcher = Fetcher(
+                    PollConfig.from_settings(settings),
+                    metrics,
+                    sink,
+                    client,
+                    publisher,
+                    parser=parser,
+                )
                 # First poll of every feed (whole bodies parsed, items remembered), not
                 # counted: the steady state is what is measured.
                 for chunk in range(0, len(feeds), 64):

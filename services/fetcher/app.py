@@ -69,7 +69,7 @@ from .state import (
 )
 from .websub import WebSub, WebSubConfig
 
-__all__ = ["Fetcher", "StateSink", "bounds_for", "run"]
+__all__ = ["Fetcher", "PollConfig", "StateSink", "bounds_for", "run"]
 
 log = logging.getLogger("newsmon.fetcher")
 
@@ -78,10 +78,40 @@ class StateSink(Protocol):
     async def save_state(self, feed: str, state: FeedState) -> None: ...
 
 
-def bounds_for(feed: FeedConfig, settings: Settings) -> Bounds:
-    low = feed.interval_min_s or settings.poll_interval_s
-    high = max(feed.interval_max_s or settings.poll_interval_max_s, low)
-    return Bounds(low, high, max(settings.fetch_backoff_max_s, low))
+@dataclass(frozen=True, slots=True)
+class PollConfig:
+    """The settings a Fetcher polls with: intervals and back-off (NEWSMON_POLL_INTERVAL_S,
+    _POLL_INTERVAL_MAX_S, _FETCH_BACKOFF_MAX_S), one fetch's limits (_FETCH_MAX_BYTES,
+    _FETCH_TOTAL_TIMEOUT_S, _FETCH_MAX_REDIRECTS) and the work and per-host slots
+    (_FETCH_CONCURRENCY, _FETCH_PER_HOST_CONCURRENCY)."""
+
+    poll_interval_s: float
+    poll_interval_max_s: float
+    backoff_max_s: float
+    max_bytes: int
+    deadline_s: float
+    max_redirects: int
+    concurrency: int
+    per_host_concurrency: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PollConfig:
+        return cls(
+            poll_interval_s=settings.poll_interval_s,
+            poll_interval_max_s=settings.poll_interval_max_s,
+            backoff_max_s=settings.fetch_backoff_max_s,
+            max_bytes=settings.fetch_max_bytes,
+            deadline_s=settings.fetch_total_timeout_s,
+            max_redirects=settings.fetch_max_redirects,
+            concurrency=settings.fetch_concurrency,
+            per_host_concurrency=settings.fetch_per_host_concurrency,
+        )
+
+
+def bounds_for(feed: FeedConfig, config: PollConfig) -> Bounds:
+    low = feed.interval_min_s or config.poll_interval_s
+    high = max(feed.interval_max_s or config.poll_interval_max_s, low)
+    return Bounds(low, high, max(config.backoff_max_s, low))
 
 
 @dataclass
@@ -103,7 +133,7 @@ def _code_class(status: int) -> str:
 class Fetcher:
     def __init__(
         self,
-        settings: Settings,
+        config: PollConfig,
         metrics: Metrics,
         sink: StateSink,
         client: httpx.AsyncClient,
@@ -118,17 +148,17 @@ class Fetcher:
         """`publisher` publishes what a parse brought (publish.py); `parser` parses off the loop
         (default: in a thread); `hosts` limits requests per host (share it with the full-text
         page fetcher); `websub` is the subscriber when NEWSMON_WEBSUB is on."""
-        self.settings = settings
+        self.config = config
         self.metrics = metrics
         self.sink = sink
         self.client = client
         self.publisher = publisher
         self.parser = parser or FeedParser()
-        self.hosts = hosts or HostLimiter(settings.fetch_per_host_concurrency)
+        self.hosts = hosts or HostLimiter(config.per_host_concurrency)
         self.websub = websub
         self.clock = clock
         self.rng = rng or random.Random()
-        self.slots = DueSlots(settings.fetch_concurrency)  # held from fetch to publish
+        self.slots = DueSlots(config.concurrency)  # held from fetch to publish
         self.saturation = Saturation()
         self.naps = Naps()  # the sleeps of poll_forever between polls
         # Per feed: the articles of a parse whose publish failed, published again first.
@@ -139,7 +169,7 @@ class Fetcher:
         self.publish_failing_since: float | None = None
 
     async def poll_forever(self, feed: FeedConfig, state: FeedState, stop: asyncio.Event) -> None:
-        bounds = bounds_for(feed, self.settings)
+        bounds = bounds_for(feed, self.config)
         now = self.clock()
         if state.next_poll_at is not None and state.next_poll_at > now:
             # Restored from the state topic: keep the plan (never longer than the back-off cap).
@@ -157,7 +187,7 @@ class Fetcher:
 
     async def poll_once(self, feed: FeedConfig, state: FeedState) -> float:
         """One refresh of `feed`; returns the seconds until its next poll."""
-        bounds = bounds_for(feed, self.settings)
+        bounds = bounds_for(feed, self.config)
         started, now = time.monotonic(), self.clock()
         max_age: float | None = None
         failure: Failure | None = None
@@ -254,16 +284,16 @@ class Fetcher:
             log.info("fetcher no longer saturated: polls start on time again")
 
     async def _fetch(self, feed: FeedConfig, state: FeedState, now: float) -> FetchResult:
-        s = self.settings
+        limits = self.config
         async with self.hosts.slot(feed.url):
             with in_stage(self.metrics, "fetch"):
                 result = await fetch(
                     self.client,
                     feed.url,
                     validators=state.validators,
-                    max_bytes=s.fetch_max_bytes,
-                    deadline_s=s.fetch_total_timeout_s,
-                    max_redirects=s.fetch_max_redirects,
+                    max_bytes=limits.max_bytes,
+                    deadline_s=limits.deadline_s,
+                    max_redirects=limits.max_redirects,
                     now=datetime.fromtimestamp(now, UTC),
                 )
         if not feed.url.startswith("file://"):
@@ -541,7 +571,7 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
                 )
                 tasks.append(asyncio.create_task(websub.run(stop), name="websub"))
             fetcher = Fetcher(
-                settings,
+                PollConfig.from_settings(settings),
                 metrics,
                 sink,
                 client,

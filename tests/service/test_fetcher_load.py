@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from aiokafka.errors import KafkaTimeoutError
-from newsmon.fetcher.app import Fetcher
+from newsmon.fetcher.app import Fetcher, PollConfig
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.http import make_client
 from newsmon.fetcher.parse import ParsedFeed
@@ -163,7 +163,12 @@ async def test_a_slow_sink_bounds_the_work_and_loses_nothing(
                     PublishConfig.from_settings(settings), metrics, sink, SeenIds(10_000)
                 )
                 fetcher = Fetcher(
-                    settings, metrics, sink, client, publisher, parser=CountingParser(live)
+                    PollConfig.from_settings(settings),
+                    metrics,
+                    sink,
+                    client,
+                    publisher,
+                    parser=CountingParser(live),
                 )
                 due = time.time()  # every feed due at once: 10 rounds of work for 3 slots
                 states = {f.name: FeedState(url=f.url, next_poll_at=due) for f in feeds}
@@ -210,7 +215,12 @@ async def test_a_failed_publish_keeps_its_parse_and_loses_nothing(
                     PublishConfig.from_settings(settings), metrics, sink, SeenIds(1000)
                 )
                 fetcher = Fetcher(
-                    settings, metrics, sink, client, publisher, parser=CountingParser(live)
+                    PollConfig.from_settings(settings),
+                    metrics,
+                    sink,
+                    client,
+                    publisher,
+                    parser=CountingParser(live),
                 )
                 delay = await fetcher.poll_once(feed, state)  # parsed; 3 acked, 3 timed out
                 assert state.error_streak == 0, "the broker failed, not the feed"

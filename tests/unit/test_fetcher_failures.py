@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from aiokafka.errors import KafkaConnectionError
-from newsmon.fetcher.app import Fetcher
+from newsmon.fetcher.app import Fetcher, PollConfig
 from newsmon.fetcher.failures import (
     POLL_OUTCOMES,
     SUCCESS_OUTCOMES,
@@ -131,7 +131,9 @@ async def test_a_gone_feed_backs_off_to_the_cap_a_failing_one_doubles(
     metrics = Metrics()
     sink = _NullSink()
     publisher = Publisher(PublishConfig.from_settings(settings), metrics, sink, SeenIds(10))
-    fetcher = Fetcher(settings, metrics, sink, client, publisher, rng=random.Random(0))
+    fetcher = Fetcher(
+        PollConfig.from_settings(settings), metrics, sink, client, publisher, rng=random.Random(0)
+    )
     feed, state = FeedConfig(name="f1", url="https://feeds.example.org/rss"), FeedState()
     async with client:
         delay = await fetcher.poll_once(feed, state)

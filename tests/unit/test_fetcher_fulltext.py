@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from newsmon.fetcher.app import Fetcher
+from newsmon.fetcher.app import Fetcher, PollConfig
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.fulltext import (
     SHORT_SUMMARY_CHARS,
@@ -177,7 +177,7 @@ def _fetcher(
         clock=NOW.timestamp,
     )
     return Fetcher(
-        settings,
+        PollConfig.from_settings(settings),
         metrics,
         sink,
         client,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from newsmon.fetcher.app import Fetcher
+from newsmon.fetcher.app import Fetcher, PollConfig
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.parse_workers import FeedParser
 from newsmon.fetcher.publish import PublishConfig, Publisher
@@ -42,7 +42,7 @@ async def _poll(parser: FeedParser) -> list[Article]:
     settings = Settings(kafka_bootstrap="unused:9092", fetch_parse_workers=parser.workers)
     async with client:
         fetcher = Fetcher(
-            settings,
+            PollConfig.from_settings(settings),
             Metrics(),
             sink,
             client,

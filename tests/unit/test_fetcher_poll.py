@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from newsmon.fetcher.app import Fetcher, Naps
+from newsmon.fetcher.app import Fetcher, Naps, PollConfig
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.publish import PublishConfig, Publisher
 from newsmon.fetcher.state import FeedState, SeenIds
@@ -45,7 +45,15 @@ def _fetcher(handler: Handler, clock: FakeClock, sink: ListSink, metrics: Metric
     publisher = Publisher(
         PublishConfig.from_settings(settings), metrics, sink, SeenIds(1000), clock=clock
     )
-    return Fetcher(settings, metrics, sink, client, publisher, clock=clock, rng=random.Random(0))
+    return Fetcher(
+        PollConfig.from_settings(settings),
+        metrics,
+        sink,
+        client,
+        publisher,
+        clock=clock,
+        rng=random.Random(0),
+    )
 
 
 def _body(now: float, n: int = 3, prefix: str = "a") -> bytes:

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaError
-from newsmon.fetcher.app import Fetcher
+from newsmon.fetcher.app import Fetcher, PollConfig
 from newsmon.fetcher.failures import FetchError
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.http import HostLimiter, fetch
@@ -65,7 +65,15 @@ def _fetcher(
     publisher = Publisher(
         PublishConfig.from_settings(settings), metrics, sink, SeenIds(1000), clock=clock
     )
-    return Fetcher(settings, metrics, sink, client, publisher, clock=clock, rng=random.Random(0))
+    return Fetcher(
+        PollConfig.from_settings(settings),
+        metrics,
+        sink,
+        client,
+        publisher,
+        clock=clock,
+        rng=random.Random(0),
+    )
 
 
 def _body(n: int = 3) -> bytes:

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from newsmon.fetcher.app import Fetcher
+from newsmon.fetcher.app import Fetcher, PollConfig
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.publish import PublishConfig, Publisher
 from newsmon.fetcher.state import FeedState, SeenIds
@@ -312,7 +312,14 @@ async def test_polling_falls_back_to_the_max_interval_while_a_subscription_is_ac
         clock=clock,
     )
     fetcher = Fetcher(
-        settings, metrics, sink, client, publisher, websub=websub, clock=clock, rng=random.Random(0)
+        PollConfig.from_settings(settings),
+        metrics,
+        sink,
+        client,
+        publisher,
+        websub=websub,
+        clock=clock,
+        rng=random.Random(0),
     )
 
     before = await fetcher.poll_once(feed, state)
