@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -17,12 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 from aiokafka.errors import KafkaTimeoutError
-from newsmon.fetcher.app import Fetcher, PollConfig
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.http import make_client
 from newsmon.fetcher.parse import ParsedFeed
 from newsmon.fetcher.parse_workers import FeedParser
-from newsmon.fetcher.publish import PublishConfig, Publisher
 from newsmon.fetcher.ssrf import AllowList
 from newsmon.fetcher.state import FeedState, KafkaSink, PublishError, SeenIds, ensure_state_topic
 from newsmon.shared.broker import LocalKafka
@@ -33,6 +32,7 @@ from newsmon.shared.settings import Settings
 
 from tests.support.feed_builder import Item, rss
 from tests.support.feed_server import serve_directory
+from tests.support.fetcher import fetcher_for
 from tests.support.kafka_read import read_topic
 
 pytestmark = pytest.mark.kafka
@@ -159,16 +159,14 @@ async def test_a_slow_sink_bounds_the_work_and_loses_nothing(
             sink = SlowSink(settings, producer, live, delay_s=0.1)
             sink.feeds = feeds_count
             async with _client(settings) as client:
-                publisher = Publisher(
-                    PublishConfig.from_settings(settings), metrics, sink, SeenIds(10_000)
-                )
-                fetcher = Fetcher(
-                    PollConfig.from_settings(settings),
+                fetcher = fetcher_for(
+                    settings,
                     metrics,
                     sink,
                     client,
-                    publisher,
+                    seen=SeenIds(10_000),
                     parser=CountingParser(live),
+                    rng=random.Random(),
                 )
                 due = time.time()  # every feed due at once: 10 rounds of work for 3 slots
                 states = {f.name: FeedState(url=f.url, next_poll_at=due) for f in feeds}
@@ -211,16 +209,13 @@ async def test_a_failed_publish_keeps_its_parse_and_loses_nothing(
             state = FeedState(url=feed.url)
             sink = FailingOnceSink(settings, producer, live)
             async with _client(settings) as client:
-                publisher = Publisher(
-                    PublishConfig.from_settings(settings), metrics, sink, SeenIds(1000)
-                )
-                fetcher = Fetcher(
-                    PollConfig.from_settings(settings),
+                fetcher = fetcher_for(
+                    settings,
                     metrics,
                     sink,
                     client,
-                    publisher,
                     parser=CountingParser(live),
+                    rng=random.Random(),
                 )
                 delay = await fetcher.poll_once(feed, state)  # parsed; 3 acked, 3 timed out
                 assert state.error_streak == 0, "the broker failed, not the feed"

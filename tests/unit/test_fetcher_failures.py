@@ -11,7 +11,6 @@ from pathlib import Path
 import httpx
 import pytest
 from aiokafka.errors import KafkaConnectionError
-from newsmon.fetcher.app import Fetcher, PollConfig
 from newsmon.fetcher.failures import (
     POLL_OUTCOMES,
     SUCCESS_OUTCOMES,
@@ -22,12 +21,13 @@ from newsmon.fetcher.failures import (
 )
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.parse import FeedParseError
-from newsmon.fetcher.publish import PublishConfig, Publisher
 from newsmon.fetcher.schedule import Bounds, next_delay
 from newsmon.fetcher.state import FeedState, SeenIds
 from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
+
+from tests.support.fetcher import fetcher_for
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -130,10 +130,7 @@ async def test_a_gone_feed_backs_off_to_the_cap_a_failing_one_doubles(
     )
     metrics = Metrics()
     sink = _NullSink()
-    publisher = Publisher(PublishConfig.from_settings(settings), metrics, sink, SeenIds(10))
-    fetcher = Fetcher(
-        PollConfig.from_settings(settings), metrics, sink, client, publisher, rng=random.Random(0)
-    )
+    fetcher = fetcher_for(settings, metrics, sink, client, seen=SeenIds(10))
     feed, state = FeedConfig(name="f1", url="https://feeds.example.org/rss"), FeedState()
     async with client:
         delay = await fetcher.poll_once(feed, state)

@@ -4,14 +4,13 @@ Fetcher.poll_once with page fetches over httpx.MockTransport (degrading, countin
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
-from newsmon.fetcher.app import Fetcher, PollConfig
+from newsmon.fetcher.app import Fetcher
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.fulltext import (
     SHORT_SUMMARY_CHARS,
@@ -24,14 +23,13 @@ from newsmon.fetcher.fulltext import (
     wants_full_text,
 )
 from newsmon.fetcher.http import HostLimiter
-from newsmon.fetcher.publish import PublishConfig, Publisher
-from newsmon.fetcher.state import FeedState, SeenIds
+from newsmon.fetcher.state import FeedState
 from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
 
 from tests.support.feed_builder import Item, rss
-from tests.support.fetcher_sink import ListSink
+from tests.support.fetcher import ListSink, fetcher_for
 
 PAGES = Path(__file__).resolve().parents[1] / "fixtures" / "pages"
 KURSK = (PAGES / "kursk-troops.html").read_bytes()
@@ -168,23 +166,8 @@ def _fetcher(
     settings = Settings(kafka_bootstrap="unused:9092", **overrides)  # type: ignore[arg-type]
     hosts = HostLimiter(settings.fetch_per_host_concurrency)
     pages = PageTexts(FullTextConfig.from_settings(settings), client, metrics, hosts)
-    publisher = Publisher(
-        PublishConfig.from_settings(settings),
-        metrics,
-        sink,
-        SeenIds(1000),
-        pages=pages,
-        clock=NOW.timestamp,
-    )
-    return Fetcher(
-        PollConfig.from_settings(settings),
-        metrics,
-        sink,
-        client,
-        publisher,
-        hosts=hosts,
-        clock=NOW.timestamp,
-        rng=random.Random(0),
+    return fetcher_for(
+        settings, metrics, sink, client, pages=pages, hosts=hosts, clock=NOW.timestamp
     )
 
 

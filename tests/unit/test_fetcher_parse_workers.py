@@ -12,17 +12,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from newsmon.fetcher.app import Fetcher, PollConfig
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.parse_workers import FeedParser
-from newsmon.fetcher.publish import PublishConfig, Publisher
 from newsmon.fetcher.state import FeedState, SeenIds
 from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
 
 from tests.support.feed_builder import Item, rss
-from tests.support.fetcher_sink import ListSink
+from tests.support.fetcher import ListSink, fetcher_for
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 FEED = FeedConfig(name="f1", url="https://feeds.example.org/rss")
@@ -41,18 +39,12 @@ async def _poll(parser: FeedParser) -> list[Article]:
     )
     settings = Settings(kafka_bootstrap="unused:9092", fetch_parse_workers=parser.workers)
     async with client:
-        fetcher = Fetcher(
-            PollConfig.from_settings(settings),
+        fetcher = fetcher_for(
+            settings,
             Metrics(),
             sink,
             client,
-            Publisher(
-                PublishConfig.from_settings(settings),
-                Metrics(),
-                sink,
-                SeenIds(100),
-                clock=NOW.timestamp,
-            ),
+            seen=SeenIds(100),
             parser=parser,
             clock=NOW.timestamp,
             rng=random.Random(0),

@@ -6,22 +6,20 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from newsmon.fetcher.app import Fetcher, Naps, PollConfig
+from newsmon.fetcher.app import Fetcher, Naps
 from newsmon.fetcher.feeds import FeedConfig
-from newsmon.fetcher.publish import PublishConfig, Publisher
-from newsmon.fetcher.state import FeedState, SeenIds
+from newsmon.fetcher.state import FeedState
 from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
 
 from tests.support.feed_builder import Item, rss
-from tests.support.fetcher_sink import ListSink
+from tests.support.fetcher import ListSink, fetcher_for
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC).timestamp()
 
@@ -42,18 +40,7 @@ def _fetcher(handler: Handler, clock: FakeClock, sink: ListSink, metrics: Metric
     settings = Settings(
         kafka_bootstrap="unused:9092", poll_interval_s=300, poll_interval_max_s=3600
     )
-    publisher = Publisher(
-        PublishConfig.from_settings(settings), metrics, sink, SeenIds(1000), clock=clock
-    )
-    return Fetcher(
-        PollConfig.from_settings(settings),
-        metrics,
-        sink,
-        client,
-        publisher,
-        clock=clock,
-        rng=random.Random(0),
-    )
+    return fetcher_for(settings, metrics, sink, client, clock=clock)
 
 
 def _body(now: float, n: int = 3, prefix: str = "a") -> bytes:

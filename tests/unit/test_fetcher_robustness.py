@@ -4,26 +4,25 @@ article nor a feed's task (tests/unit; HTTP over httpx.MockTransport, a fake clo
 from __future__ import annotations
 
 import asyncio
-import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaError
-from newsmon.fetcher.app import Fetcher, PollConfig
+from newsmon.fetcher.app import Fetcher
 from newsmon.fetcher.failures import FetchError
 from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.http import HostLimiter, fetch
 from newsmon.fetcher.parse import parse_feed
-from newsmon.fetcher.publish import PublishConfig, Publisher
-from newsmon.fetcher.state import FeedState, KafkaSink, PublishError, SeenIds
+from newsmon.fetcher.state import FeedState, KafkaSink, PublishError
 from newsmon.shared.http_headers import parse_retry_after
 from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
 
 from tests.support.feed_builder import Item, rss
+from tests.support.fetcher import fetcher_for
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC).timestamp()
 FEED = FeedConfig(name="f1", url="https://feeds.example.org/rss")
@@ -62,18 +61,7 @@ def _fetcher(
 ) -> Fetcher:
     settings = settings or _settings()
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    publisher = Publisher(
-        PublishConfig.from_settings(settings), metrics, sink, SeenIds(1000), clock=clock
-    )
-    return Fetcher(
-        PollConfig.from_settings(settings),
-        metrics,
-        sink,
-        client,
-        publisher,
-        clock=clock,
-        rng=random.Random(0),
-    )
+    return fetcher_for(settings, metrics, sink, client, clock=clock)
 
 
 def _body(n: int = 3) -> bytes:

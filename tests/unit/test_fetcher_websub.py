@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
-import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,9 +14,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from newsmon.fetcher.app import Fetcher, PollConfig
 from newsmon.fetcher.feeds import FeedConfig
-from newsmon.fetcher.publish import PublishConfig, Publisher
 from newsmon.fetcher.state import FeedState, SeenIds
 from newsmon.fetcher.websub import (
     ACTIVE,
@@ -38,7 +35,7 @@ from newsmon.shared.settings import Settings
 from pydantic import ValidationError
 
 from tests.support.feed_builder import Item, rss
-from tests.support.fetcher_sink import ListSink
+from tests.support.fetcher import ListSink, fetcher_for, publisher_for
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC).timestamp()
 HUB = "https://hub.example.net/"
@@ -298,9 +295,7 @@ async def test_polling_falls_back_to_the_max_interval_while_a_subscription_is_ac
         websub_callback_url="https://newsmon.example.org/websub",
     )
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    publisher = Publisher(
-        PublishConfig.from_settings(settings), metrics, sink, SeenIds(100), clock=clock
-    )
+    publisher = publisher_for(settings, metrics, sink, seen=SeenIds(100), clock=clock)
     state = FeedState(url=feed.url)
     websub = WebSub(
         WebSubConfig.from_settings(settings),
@@ -311,15 +306,8 @@ async def test_polling_falls_back_to_the_max_interval_while_a_subscription_is_ac
         publisher,
         clock=clock,
     )
-    fetcher = Fetcher(
-        PollConfig.from_settings(settings),
-        metrics,
-        sink,
-        client,
-        publisher,
-        websub=websub,
-        clock=clock,
-        rng=random.Random(0),
+    fetcher = fetcher_for(
+        settings, metrics, sink, client, publisher=publisher, websub=websub, clock=clock
     )
 
     before = await fetcher.poll_once(feed, state)
