@@ -131,12 +131,12 @@ def _workers() -> int:
 def _fetcher(
     settings: Settings,
     metrics: Metrics,
-    sink: NullSink,
+    sink: NullSink | KafkaSink,
     client: httpx.AsyncClient,
     seen: SeenIds,
     parser: FeedParser,
 ) -> Fetcher:
-    """A Fetcher as app.run builds it (without Kafka, WebSub or full-text pages)."""
+    """A Fetcher as app.run builds it (without WebSub or full-text pages)."""
     publisher = Publisher(PublishConfig.from_settings(settings), metrics, sink, seen)
     return Fetcher(
         PollConfig.from_settings(settings), metrics, sink, client, publisher, parser=parser
@@ -406,15 +406,7 @@ async def through_kafka(
         with FeedParser(parse_workers(settings.fetch_parse_workers)) as parser:
             async with _client(settings) as client:
                 sink = KafkaSink(settings.topics, producer)
-                publisher = Publisher(PublishConfig.from_settings(settings), metrics, sink, seen)
-                fetcher = Fetcher(
-                    PollConfig.from_settings(settings),
-                    metrics,
-                    sink,
-                    client,
-                    publisher,
-                    parser=parser,
-                )
+                fetcher = _fetcher(settings, metrics, sink, client, seen, parser)
                 # First poll of every feed (whole bodies parsed, items remembered), not
                 # counted: the steady state is what is measured.
                 for chunk in range(0, len(feeds), 64):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -159,15 +158,8 @@ async def test_a_slow_sink_bounds_the_work_and_loses_nothing(
             sink = SlowSink(settings, producer, live, delay_s=0.1)
             sink.feeds = feeds_count
             async with _client(settings) as client:
-                fetcher = fetcher_for(
-                    settings,
-                    metrics,
-                    sink,
-                    client,
-                    seen=SeenIds(10_000),
-                    parser=CountingParser(live),
-                    rng=random.Random(),
-                )
+                parser, seen = CountingParser(live), SeenIds(10_000)
+                fetcher = fetcher_for(settings, metrics, sink, client, seen=seen, parser=parser)
                 due = time.time()  # every feed due at once: 10 rounds of work for 3 slots
                 states = {f.name: FeedState(url=f.url, next_poll_at=due) for f in feeds}
                 tasks = [
@@ -209,14 +201,8 @@ async def test_a_failed_publish_keeps_its_parse_and_loses_nothing(
             state = FeedState(url=feed.url)
             sink = FailingOnceSink(settings, producer, live)
             async with _client(settings) as client:
-                fetcher = fetcher_for(
-                    settings,
-                    metrics,
-                    sink,
-                    client,
-                    parser=CountingParser(live),
-                    rng=random.Random(),
-                )
+                parser = CountingParser(live)
+                fetcher = fetcher_for(settings, metrics, sink, client, parser=parser)
                 delay = await fetcher.poll_once(feed, state)  # parsed; 3 acked, 3 timed out
                 assert state.error_streak == 0, "the broker failed, not the feed"
                 assert delay <= settings.poll_interval_s * 1.25, "no error back-off"
