@@ -7,12 +7,12 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import InvalidReplicationFactorError
 from newsmon.shared.kafka import (
-    client_kwargs,
     ensure_topics,
     make_producer,
+    make_reader,
     stop_consumer,
 )
 from newsmon.shared.settings import Settings
@@ -113,8 +113,10 @@ async def test_transactional_topic_reads_to_the_last_stable_offset(
 
 async def _stalled_read_gives_up(settings: Settings, topic: str) -> None:
     tp = TopicPartition(topic, 0)
-    uncommitted = AIOKafkaConsumer(**client_kwargs(settings), isolation_level="read_uncommitted")
-    committed = AIOKafkaConsumer(**client_kwargs(settings), isolation_level="read_committed")
+    uncommitted = make_reader(
+        settings, client_id="test-uncommitted", isolation_level="read_uncommitted"
+    )
+    committed = make_reader(settings, client_id="test-committed")  # read_committed
     await uncommitted.start()
     await committed.start()
     try:
