@@ -91,6 +91,15 @@ def _parse_item(line: str, *, need_label: bool) -> _Item:
     )
 
 
+def _cannot_read(source: str, exc: OSError | UnicodeDecodeError, err: TextIO) -> int:
+    """One line saying why `source` could not be read; the commands' exit status for it."""
+    if isinstance(exc, UnicodeDecodeError):
+        print(f"{source}: not UTF-8 text: {exc.reason}", file=err)
+    else:
+        print(f"{source}: cannot read: {exc.strerror or exc}", file=err)
+    return 2
+
+
 @contextmanager
 def _open_input(path: str) -> Iterator[TextIO]:
     if path == "-":
@@ -152,12 +161,8 @@ def classify_command(
                     title=item.title, summary=item.summary, text=item.text, lang=item.lang
                 )
                 out.write(_verdict_json(item.id, verdict) + "\n")
-    except OSError as exc:
-        print(f"{source}: cannot read: {exc.strerror or exc}", file=err)
-        return 2
-    except UnicodeDecodeError as exc:
-        print(f"{source}: not UTF-8 text: {exc.reason}", file=err)
-        return 2
+    except (OSError, UnicodeDecodeError) as exc:
+        return _cannot_read(source, exc, err)
     return 1 if bad else 0
 
 
@@ -403,12 +408,8 @@ def eval_command(
     try:
         with _open_input(path) as handle:
             items, bad = _read_items(handle, err, source, need_label=True)
-    except OSError as exc:
-        print(f"{source}: cannot read: {exc.strerror or exc}", file=err)
-        return 2
-    except UnicodeDecodeError as exc:
-        print(f"{source}: not UTF-8 text: {exc.reason}", file=err)
-        return 2
+    except (OSError, UnicodeDecodeError) as exc:
+        return _cannot_read(source, exc, err)
     labelled = [i for i in items if i.label != "ambiguous"]
     verdicts = clf.classify_many(
         {"title": i.title, "summary": i.summary, "text": i.text, "lang": i.lang} for i in labelled
