@@ -85,8 +85,20 @@ def fold_term(term: str) -> str:
     return " ".join(_fold_chars(term).split())
 
 
+# "…" (U+2026), the one compatibility character common in feed text (a summary cut short): NFKC
+# makes it "...", which lengthens the text and sent every such text down the slow
+# offset-mapping path (_fold_clusters), an English one included. Before folding it becomes one
+# ASCII control character instead, in place: like "..." it is no word character, no letter or
+# digit, and in no lexicon term (terms are printable), so it takes part in no match and every
+# boundary rule sees it as it saw ".". Development set: 141 of 1,736 titles and summaries.
+_ELLIPSIS = "\u2026"
+_ELLIPSIS_STAND_IN = "\x1f"
+
+
 def fold(text: str) -> Folded:
     """NFKC + casefold + one-to-one folds, with a map back to the original offsets."""
+    if _ELLIPSIS in text:
+        text = text.replace(_ELLIPSIS, _ELLIPSIS_STAND_IN)
     if text.isascii():
         return Folded(_one_to_one(text.lower(), _ONE_TO_ONE_ASCII), None)
     folded = _fold_chars(text)

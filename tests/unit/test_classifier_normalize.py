@@ -127,3 +127,23 @@ def test_persian_ezafe_sign_is_optional() -> None:
 def test_thai_and_indic_word_characters() -> None:
     assert not is_word_char("ร")  # Thai: no spaces between words, no boundary needed
     assert is_word_char("\u093e")  # Devanagari vowel sign: part of the word
+
+
+def test_an_ellipsis_keeps_every_offset_and_no_word_touches_it() -> None:
+    # "…" would lengthen under NFKC ("..."): folded in place to a stand-in, the text keeps
+    # its offsets (no origin map, the fast path) and the stand-in is no word character.
+    for text in ("Kim visits Moscow…", "Kim … Putin", "Ким в Москве…"):
+        folded = fold(text)
+        assert folded.origin is None
+        assert len(folded.text) == len(text)
+        stand_in = folded.text[text.index("…")]
+        assert stand_in not in ".… "
+        assert not is_word_char(stand_in)
+    assert fold("Kim visits Moscow…").text.startswith("kim visits moscow")
+
+
+def test_an_ellipsis_takes_part_in_no_lexicon_term() -> None:
+    from newsmon.classifier.lexicon import load_lexicon
+
+    stand_in = fold("…").text
+    assert all(stand_in not in entry.folded for entry in load_lexicon().entries)
