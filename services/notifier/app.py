@@ -93,7 +93,11 @@ class Notifier:
         producer: AIOKafkaProducer,
         stop: asyncio.Event,
         category_webhooks: Mapping[str, WebhookUrl] | None = None,
+        *,
+        first_retry_s: float = 1.0,
     ) -> None:
+        """`first_retry_s`: the first pause before an alert Slack or Kafka failed is tried
+        again (doubling from there, shared/rewind.py)."""
         self.settings = settings
         self.metrics = metrics
         self.sender = sender
@@ -105,7 +109,7 @@ class Notifier:
         self.markers = DeliveryMarkers(settings.topics, producer)
         self.dead_letters = DeadLetters(topic=settings.topics.dlq, service=SERVICE, metrics=metrics)
         self.group = notifier_group(settings)
-        self.rewind = Rewind(stop)
+        self.rewind = Rewind(stop, first_s=first_retry_s)
         # When Slack started failing (monotonic, wall clock); None while it answers.
         self._slack_down_since: tuple[float, datetime] | None = None
 

@@ -5,6 +5,7 @@ it must not end the service (which stops every other service of `newsmon run`)."
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -18,7 +19,6 @@ from newsmon.notifier.app import Notifier
 from newsmon.notifier.slack import RetryPolicy, SlackSender, WebhookRateLimiter, WebhookUrl
 from newsmon.shared.messages import encode
 from newsmon.shared.metrics import Metrics
-from newsmon.shared.rewind import Rewind
 from newsmon.shared.settings import Settings
 
 from tests.unit.test_alerts import classified
@@ -83,12 +83,22 @@ class FakeProducer:
         self.sent.append((topic, kwargs.get("key")))
 
 
-def _notifier(consumer: FakeConsumer, producer: FakeProducer, posts: list[bytes]) -> Notifier:
-    def slack(request: httpx.Request) -> httpx.Response:
+def _notifier(
+    consumer: FakeConsumer,
+    producer: FakeProducer,
+    posts: list[bytes],
+    *,
+    slack: Callable[[httpx.Request], httpx.Response] | None = None,
+    first_retry_s: float = 1.0,
+) -> Notifier:
+    """A notifier on fakes of Kafka; Slack answers 2xx (each post kept in `posts`) unless
+    `slack` answers instead."""
+
+    def slack_ok(request: httpx.Request) -> httpx.Response:
         posts.append(request.content)
         return httpx.Response(200, text="ok")
 
-    client = httpx.AsyncClient(transport=httpx.MockTransport(slack))
+    client = httpx.AsyncClient(transport=httpx.MockTransport(slack or slack_ok))
     sender = SlackSender(
         client,
         policy=RetryPolicy(max_attempts=1),
@@ -96,7 +106,16 @@ def _notifier(consumer: FakeConsumer, producer: FakeProducer, posts: list[bytes]
     )
     settings = Settings(kafka_bootstrap="127.0.0.1:1", topic_prefix="t", instance_id="x")
     stop = asyncio.Event()
-    return Notifier(settings, Metrics(), sender, WEBHOOK, consumer, producer, stop)  # type: ignore[arg-type]
+    return Notifier(
+        settings,
+        Metrics(),
+        sender,
+        WEBHOOK,
+        consumer,  # type: ignore[arg-type]
+        producer,  # type: ignore[arg-type]
+        stop,
+        first_retry_s=first_retry_s,
+    )
 
 
 async def _run_until(notifier: Notifier, done: Any, timeout_s: float = 10.0) -> None:
@@ -126,8 +145,7 @@ async def test_a_refused_commit_after_a_rebalance_does_not_end_the_notifier() ->
     consumer.commit_errors.append(CommitFailedError("group rebalanced"))
     producer = FakeProducer()
     posts: list[bytes] = []
-    notifier = _notifier(consumer, producer, posts)
-    notifier.rewind = Rewind(notifier.stop, first_s=0.01)
+    notifier = _notifier(consumer, producer, posts, first_retry_s=0.01)
     await _run_until(notifier, lambda: consumer.commits)
     assert consumer.commits == [{TP: 1}], "the replayed alert is committed"
     assert len(posts) == 1, "the replay is not posted again (delivered marker)"
@@ -161,8 +179,7 @@ async def test_a_broker_outage_while_writing_the_marker_is_retried_without_a_sec
     producer = FakeProducer()
     producer.errors.append(KafkaTimeoutError())
     posts: list[bytes] = []
-    notifier = _notifier(consumer, producer, posts)
-    notifier.rewind = Rewind(notifier.stop, first_s=0.01)
+    notifier = _notifier(consumer, producer, posts, first_retry_s=0.01)
     await _run_until(notifier, lambda: consumer.commits)
     assert consumer.seeks == [(TP, 0)], "rewound to the alert"
     assert consumer.commits == [{TP: 1}]
@@ -180,9 +197,7 @@ async def test_a_rewind_of_a_revoked_partition_does_not_end_the_notifier() -> No
         consumer.assigned.clear()  # rebalanced while Slack was being retried
         return httpx.Response(503, text="unavailable")
 
-    notifier = _notifier(consumer, producer, posts)
-    notifier.sender._client = httpx.AsyncClient(transport=httpx.MockTransport(revoke_then_fail))
-    notifier.rewind = Rewind(notifier.stop, first_s=0.01)
+    notifier = _notifier(consumer, producer, posts, slack=revoke_then_fail, first_retry_s=0.01)
     await _run_until(notifier, lambda: not consumer.batches and not consumer.assigned)
     await asyncio.sleep(0.1)
     assert consumer.seeks == []
