@@ -223,7 +223,14 @@ class AlertTransform:
                 continue
             if classified.match:
                 decoded.append((_position(record), classified))
-        prints = fingerprints([(c.article.title, c.article.summary) for _, c in decoded])
+        self._prepared = {}
+        try:
+            prints = fingerprints([(c.article.title, c.article.summary) for _, c in decoded])
+        except Exception:
+            # Not expected (fingerprints is total over strings), but the batch must go on:
+            # each record is then fingerprinted alone, and one that fails goes to the DLQ.
+            log.exception("could not fingerprint the batch at once: one record at a time")
+            return
         self._prepared = {
             where: (classified, fp) for (where, classified), fp in zip(decoded, prints, strict=True)
         }

@@ -1,15 +1,24 @@
-"""The verdict header on classified records: the alerter skips non-matches without decoding
-them, and records written before the header existed are still read whole."""
+"""The alerter's transform: the verdict header on classified records (non-matches skipped
+without decoding, records written before the header read whole), and the batch step
+(decoding and fingerprinting a batch at once) that never loses a record.
+"""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from newsmon.alerter.app import AlertTransform, StoryGroups
 from newsmon.classifier.app import ClassifyTransform
 from newsmon.classifier.engine import Classifier
-from newsmon.shared.messages import MATCH_HEADER, Article, classified_headers, encode
+from newsmon.shared.messages import (
+    MATCH_HEADER,
+    Article,
+    MessageDecodeError,
+    classified_headers,
+    encode,
+)
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
 
@@ -57,3 +66,24 @@ def test_a_match_header_still_decodes_the_value() -> None:
     match = classified("a1")
     (alert,) = _alerter()(_record(encode(match), classified_headers(match)))
     assert alert.key == b"a1"
+
+
+def test_a_batch_that_cannot_be_fingerprinted_at_once_is_done_record_by_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from newsmon.alerter import app
+
+    alerter = _alerter()
+    records = [_record(encode(classified("a1"))), _record(b"not json")]
+    records[1].offset = 1
+
+    def broken(texts: object) -> list[object]:
+        raise MemoryError("pretend numpy could not allocate the batch")
+
+    monkeypatch.setattr(app, "fingerprints", broken)
+    alerter.prepare(records)
+    monkeypatch.undo()
+    (alert,) = alerter(records[0])
+    assert alert.key == b"a1"
+    with pytest.raises(MessageDecodeError):
+        alerter(records[1])  # refused: to the DLQ, as without the batch step
