@@ -182,6 +182,20 @@ def _min_hashes(word_lists: Sequence[Sequence[str]]) -> np.ndarray:
     lengths = np.fromiter((len(w) for w in word_lists), dtype=np.intp, count=len(word_lists))
     crc32 = zlib.crc32
     words = np.array([crc32(w.encode("utf-8")) for ws in word_lists for w in ws], dtype=np.uint64)
+    if len(word_lists) == 1:  # one text (tests, a record outside a batch): no layout to compute
+        pairs = (((words[:-1] << _SHIFT32) | words[1:]) * _PAIR_MUL) >> _SHIFT32
+        shingles, firsts = np.concatenate((words, pairs)), np.zeros(1, dtype=np.intp)
+    else:
+        shingles, firsts = _batch_shingles(words, lengths)
+    values = _A * shingles  # NUM_PERM x shingles, arithmetic mod 2^64
+    values += _B
+    # The minimum of the 64-bit values has the minimum top half: shift once, after the min.
+    return (np.minimum.reduceat(values, firsts, axis=1) >> _SHIFT32).T.astype(np.uint32)
+
+
+def _batch_shingles(words: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The shingle hashes of several word lists laid out list by list (its words, then its
+    pairs), and where each list begins."""
     starts = np.cumsum(lengths) - lengths  # of each list in `words`
     firsts = np.cumsum(2 * lengths - 1) - (2 * lengths - 1)  # of each list in `shingles`
     shift = np.repeat(firsts - starts, lengths)  # word at g goes to g + shift[g]
@@ -196,10 +210,7 @@ def _min_hashes(word_lists: Sequence[Sequence[str]]) -> np.ndarray:
     left = words[paired]
     right = words[1:][paired[:-1]]
     shingles[firsts_of_pairs] = (((left << _SHIFT32) | right) * _PAIR_MUL) >> _SHIFT32
-    values = _A * shingles  # NUM_PERM x shingles, arithmetic mod 2^64
-    values += _B
-    # The minimum of the 64-bit values has the minimum top half: shift once, after the min.
-    return (np.minimum.reduceat(values, firsts, axis=1) >> _SHIFT32).T.astype(np.uint32)
+    return shingles, firsts
 
 
 def fingerprint(title: str, summary: str) -> tuple[int, ...]:
