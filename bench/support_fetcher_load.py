@@ -42,7 +42,7 @@ import feedparser
 import httpx
 from newsmon.fetcher.app import Fetcher, PollConfig
 from newsmon.fetcher.feeds import FeedConfig
-from newsmon.fetcher.http import make_client
+from newsmon.fetcher.http import FeedClient, make_client
 from newsmon.fetcher.parse_workers import FeedParser, parse_workers
 from newsmon.fetcher.publish import PublishConfig, Publisher
 from newsmon.fetcher.ssrf import AllowList
@@ -154,16 +154,15 @@ def _workers_rss_mib(parser: FeedParser) -> float:
     return total
 
 
-def _client(settings: Settings) -> httpx.AsyncClient:
+def _client(settings: Settings) -> FeedClient:
     # As app.run builds it.
-    client: httpx.AsyncClient = make_client(
+    return make_client(
         connect_s=settings.fetch_connect_timeout_s,
         read_s=settings.fetch_read_timeout_s,
         contact=settings.fetch_contact,
         allow=AllowList.parse(settings.fetch_allow_hosts),
         max_connections=max(16, settings.fetch_concurrency * 2),
     )
-    return client
 
 
 def _outcomes(metrics: Metrics) -> dict[str, float]:

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Protocol
 
-import httpx
 from aiokafka.errors import KafkaError
 from newsmon.shared.backoff import Backoff
 from newsmon.shared.clock import Clock
@@ -50,7 +49,7 @@ from .failures import Failure, FailureKind, failure_of
 from .feeds import FeedConfig, load_feeds
 from .fleet import FeedTasks, OwnedFeeds, run_fleet
 from .fulltext import FullTextConfig, PageTexts
-from .http import FetchResult, HostLimiter, Validators, fetch, make_client
+from .http import FeedClient, FetchResult, HostLimiter, Validators, fetch, make_client
 from .items import Memo
 from .load import DueSlots, Saturation
 from .parse_workers import FeedParser, parse_workers
@@ -136,7 +135,7 @@ class Fetcher:
         config: PollConfig,
         metrics: Metrics,
         sink: StateSink,
-        client: httpx.AsyncClient,
+        client: FeedClient,
         publisher: Publisher,
         *,
         parser: FeedParser | None = None,

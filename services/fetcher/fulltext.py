@@ -25,14 +25,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
-import httpx
 import trafilatura
 from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.settings import Settings
 
 from .failures import FailureKind, FetchError
-from .http import HostLimiter, fetch
+from .http import FeedClient, HostLimiter, fetch
 from .normalize import truncate
 from .parse import MAX_TEXT_CHARS
 
@@ -179,7 +178,7 @@ class PageTexts:
     def __init__(
         self,
         config: FullTextConfig,
-        client: httpx.AsyncClient,
+        client: FeedClient,
         metrics: Metrics,
         hosts: HostLimiter,
     ) -> None:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 from urllib.parse import unquote, urljoin, urlsplit
 
 import httpcore
@@ -27,6 +27,7 @@ from .ssrf import AllowList, GuardedBackend
 
 __all__ = [
     "MAX_REDIRECTS",
+    "FeedClient",
     "FetchResult",
     "HostLimiter",
     "Validators",
@@ -73,6 +74,17 @@ def user_agent(contact: str) -> str:
     return f"newsmon/{__version__} (+{contact})" if contact else f"newsmon/{__version__}"
 
 
+class FeedClient(httpx.AsyncClient):
+    """httpx's client (for WebSub requests and commands) that keeps its transport at hand:
+    `fetch` sends its GETs to the transport directly. The client's layers around a request
+    (URL merging, auth and redirect steps, cookie jar, event hooks) are none of a feed poll's
+    business and were a quarter of the CPU of a 304 poll (BENCHMARKS.md, fetcher section)."""
+
+    def __init__(self, *, transport: httpx.AsyncBaseTransport, **kwargs: Any) -> None:
+        super().__init__(transport=transport, **kwargs)
+        self.transport = transport
+
+
 class _GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport with its connection pool built on the SSRF-guarded network backend.
     (httpx does not take a network backend as an argument, so the pool is replaced.)"""
@@ -99,14 +111,18 @@ def make_client(
     contact: str,
     allow: AllowList | None = None,
     max_connections: int = 64,
-) -> httpx.AsyncClient:
+) -> FeedClient:
     """The one HTTP client of the fetcher. Redirects are not followed by httpx: `fetch`
     follows them, checking each hop. Proxies from the environment are ignored on purpose:
     the guard must see the real destination."""
+    # Every pooled connection may stay alive: httpcore 1.0 closes an idle connection whenever
+    # the pool holds more connections than max_keepalive_connections, idle or not
+    # (connection_pool.py, `_assign_requests_to_connections` counts them all), so a limit
+    # below max_connections closed and reopened connections to hosts polled again at once.
     limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections // 2
+        max_connections=max_connections, max_keepalive_connections=max_connections
     )
-    return httpx.AsyncClient(
+    return FeedClient(
         transport=_GuardedTransport(allow=allow or AllowList(), limits=limits),
         timeout=httpx.Timeout(connect=connect_s, read=read_s, write=read_s, pool=connect_s),
         headers={
@@ -278,8 +294,18 @@ def _redirect_target(current: str, response: httpx.Response) -> str:
     return target
 
 
+async def _send(client: FeedClient, url: str, headers: list[tuple[bytes, bytes]]) -> httpx.Response:
+    """One GET through the client's transport, its body not read yet (the caller closes it)."""
+    request = httpx.Request(
+        "GET", url, headers=headers, extensions={"timeout": client.timeout.as_dict()}
+    )
+    response = await client.transport.handle_async_request(request)
+    response.request = request
+    return response
+
+
 async def fetch(
-    client: httpx.AsyncClient,
+    client: FeedClient,
     url: str,
     *,
     validators: Validators = Validators(),
@@ -294,16 +320,17 @@ async def fetch(
         return await _fetch_file(url, max_bytes)
     # As bytes: a validator the server sent in UTF-8 comes back as a non-ASCII str, which
     # httpx would refuse to encode (UnicodeEncodeError) on every later poll of the feed.
-    headers: dict[bytes, bytes] = {}
+    headers = client.headers.raw
     if validators.etag:
-        headers[b"If-None-Match"] = validators.etag.encode()
+        headers.append((b"If-None-Match", validators.etag.encode()))
     if validators.last_modified:
-        headers[b"If-Modified-Since"] = validators.last_modified.encode()
+        headers.append((b"If-Modified-Since", validators.last_modified.encode()))
     current, hops, permanent = url, 0, True
     try:
         async with asyncio.timeout(deadline_s):
             while True:
-                async with client.stream("GET", current, headers=headers) as response:
+                response = await _send(client, current, headers)
+                try:
                     status = response.status_code
                     if status in _REDIRECTS:
                         if hops >= max_redirects:
@@ -322,7 +349,8 @@ async def fetch(
                         # Read to the end of the (empty) response: httpcore closes a
                         # connection whose response was not read to its end, and the
                         # host's next poll would open a new one.
-                        await response.aread()
+                        async for _ in _raw_chunks(response):
+                            pass
                         return FetchResult(
                             304, b"", None, current, validators, max_age, hops, moved
                         )
@@ -345,6 +373,8 @@ async def fetch(
                         moved,
                         raw,
                     )
+                finally:
+                    await response.aclose()
     except TimeoutError:
         raise FetchError(
             FailureKind.TIMEOUT, f"no complete answer within {deadline_s:g}s"

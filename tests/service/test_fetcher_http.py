@@ -7,10 +7,9 @@ import zlib
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 from newsmon.fetcher.failures import FetchError
-from newsmon.fetcher.http import Validators, fetch, make_client
+from newsmon.fetcher.http import FeedClient, Validators, fetch, make_client
 from newsmon.fetcher.ssrf import AllowList
 
 from tests.support.http_stub import HttpStub, Reply, http_stub
@@ -26,14 +25,14 @@ def stub() -> Iterator[HttpStub]:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
+async def client() -> AsyncIterator[FeedClient]:
     async with make_client(
         connect_s=5, read_s=5, contact="ops@example.org", allow=AllowList.parse("127.0.0.1")
     ) as c:
         yield c
 
 
-async def _fetch(client: httpx.AsyncClient, url: str, **kw: object) -> object:
+async def _fetch(client: FeedClient, url: str, **kw: object) -> object:
     return await fetch(client, url, max_bytes=1 << 20, deadline_s=10, now=NOW, **kw)  # type: ignore[arg-type]
 
 
@@ -48,7 +47,7 @@ async def test_loopback_is_refused_without_the_allow_list(stub: HttpStub) -> Non
 
 
 async def test_redirects_are_followed_by_hand_and_counted(
-    stub: HttpStub, client: httpx.AsyncClient
+    stub: HttpStub, client: FeedClient
 ) -> None:
     final = stub.route("/feed", Reply(body=FEED, headers={"ETag": '"v1"'}))
     stub.route("/b", Reply(308, headers={"Location": "/feed"}))
@@ -63,9 +62,7 @@ async def test_redirects_are_followed_by_hand_and_counted(
     assert "ops@example.org" in stub.requests[0].headers["user-agent"]
 
 
-async def test_a_temporary_hop_means_no_permanent_move(
-    stub: HttpStub, client: httpx.AsyncClient
-) -> None:
+async def test_a_temporary_hop_means_no_permanent_move(stub: HttpStub, client: FeedClient) -> None:
     stub.route("/feed", Reply(body=FEED))
     start = stub.route("/a", Reply(302, headers={"Location": "/feed"}))
     result = await fetch(client, start, max_bytes=1 << 20, deadline_s=10)
@@ -82,7 +79,7 @@ async def test_a_temporary_hop_means_no_permanent_move(
     ],
 )
 async def test_a_redirect_hop_gets_the_same_guard(
-    stub: HttpStub, client: httpx.AsyncClient, location: str, kind: str
+    stub: HttpStub, client: FeedClient, location: str, kind: str
 ) -> None:
     port = stub.base_url.rsplit(":", 1)[1]
     start = stub.route("/a", Reply(302, headers={"Location": location.format(port=port)}))
@@ -91,7 +88,7 @@ async def test_a_redirect_hop_gets_the_same_guard(
     assert info.value.kind == kind
 
 
-async def test_redirect_loops_stop_at_the_limit(stub: HttpStub, client: httpx.AsyncClient) -> None:
+async def test_redirect_loops_stop_at_the_limit(stub: HttpStub, client: FeedClient) -> None:
     start = stub.route("/loop", Reply(302, headers={"Location": "/loop"}))
     with pytest.raises(FetchError) as info:
         await fetch(client, start, max_bytes=1 << 20, deadline_s=10, max_redirects=3)
@@ -99,7 +96,7 @@ async def test_redirect_loops_stop_at_the_limit(stub: HttpStub, client: httpx.As
     assert stub.hits("/loop") == 4
 
 
-async def test_conditional_get_and_304(stub: HttpStub, client: httpx.AsyncClient) -> None:
+async def test_conditional_get_and_304(stub: HttpStub, client: FeedClient) -> None:
     def reply(seen: object) -> Reply:
         headers = getattr(seen, "headers", {})
         if headers.get("if-none-match") == '"v1"':
@@ -126,7 +123,7 @@ async def test_conditional_get_and_304(stub: HttpStub, client: httpx.AsyncClient
     [(429, "120", 120.0), (503, "Thu, 01 Jan 2026 12:30:00 GMT", 1800.0), (429, "soon", None)],
 )
 async def test_retry_after_in_seconds_and_as_a_date(
-    stub: HttpStub, client: httpx.AsyncClient, status: int, retry_after: str, expected: float | None
+    stub: HttpStub, client: FeedClient, status: int, retry_after: str, expected: float | None
 ) -> None:
     url = stub.route("/busy", Reply(status, headers={"Retry-After": retry_after}))
     with pytest.raises(FetchError) as info:
@@ -144,7 +141,7 @@ async def test_retry_after_in_seconds_and_as_a_date(
     ],
 )
 async def test_compressed_bodies_are_decoded(
-    stub: HttpStub, client: httpx.AsyncClient, coding: str, compress: object
+    stub: HttpStub, client: FeedClient, coding: str, compress: object
 ) -> None:
     body = compress(FEED * 50)  # type: ignore[operator]
     url = stub.route("/z", Reply(body=body, headers={"Content-Encoding": coding}))
@@ -157,7 +154,7 @@ async def test_compressed_bodies_are_decoded(
     ("coding", "compress"), [("gzip", gzip.compress), ("deflate", zlib.compress)]
 )
 async def test_decompression_bombs_are_refused(
-    stub: HttpStub, client: httpx.AsyncClient, coding: str, compress: object
+    stub: HttpStub, client: FeedClient, coding: str, compress: object
 ) -> None:
     bomb = compress(b"\0" * (64 << 20))  # 64 MiB of zeros in about 64 KiB
     assert len(bomb) < 1 << 20
@@ -168,9 +165,7 @@ async def test_decompression_bombs_are_refused(
     assert "decompression" in str(info.value)
 
 
-async def test_an_unrequested_encoding_is_a_clean_error(
-    stub: HttpStub, client: httpx.AsyncClient
-) -> None:
+async def test_an_unrequested_encoding_is_a_clean_error(stub: HttpStub, client: FeedClient) -> None:
     url = stub.route(
         "/br", Reply(body=b"\x0b\x02\x80hello\x03", headers={"Content-Encoding": "br"})
     )
@@ -179,7 +174,7 @@ async def test_an_unrequested_encoding_is_a_clean_error(
     assert info.value.kind == "encoding"
 
 
-async def test_plain_body_over_the_cap(stub: HttpStub, client: httpx.AsyncClient) -> None:
+async def test_plain_body_over_the_cap(stub: HttpStub, client: FeedClient) -> None:
     url = stub.route("/big", Reply(body=b"x" * 5000))
     with pytest.raises(FetchError) as info:
         await fetch(client, url, max_bytes=4096, deadline_s=10)
@@ -187,7 +182,7 @@ async def test_plain_body_over_the_cap(stub: HttpStub, client: httpx.AsyncClient
 
 
 async def test_a_trickling_server_cannot_hold_a_fetch_past_its_deadline(
-    stub: HttpStub, client: httpx.AsyncClient
+    stub: HttpStub, client: FeedClient
 ) -> None:
     url = stub.route("/slow", Reply(body=FEED * 10, trickle_s=0.05))
     with pytest.raises(FetchError) as info:
@@ -195,7 +190,7 @@ async def test_a_trickling_server_cannot_hold_a_fetch_past_its_deadline(
     assert info.value.kind == "timeout"
 
 
-async def test_status_errors_are_sorted(stub: HttpStub, client: httpx.AsyncClient) -> None:
+async def test_status_errors_are_sorted(stub: HttpStub, client: FeedClient) -> None:
     for status, kind in ((500, "http_5xx"), (404, "http_4xx")):
         url = stub.route(f"/s{status}", Reply(status))
         with pytest.raises(FetchError) as info:

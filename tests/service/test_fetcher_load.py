@@ -14,11 +14,10 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from aiokafka.errors import KafkaTimeoutError
 from newsmon.fetcher.feeds import FeedConfig
-from newsmon.fetcher.http import make_client
+from newsmon.fetcher.http import FeedClient, make_client
 from newsmon.fetcher.parse import ParsedFeed
 from newsmon.fetcher.parse_workers import FeedParser
 from newsmon.fetcher.ssrf import AllowList
@@ -120,11 +119,10 @@ class FailingOnceSink(SlowSink):
         raise PublishError(half, KafkaTimeoutError())
 
 
-def _client(settings: Settings) -> httpx.AsyncClient:
-    client: httpx.AsyncClient = make_client(
+def _client(settings: Settings) -> FeedClient:
+    return make_client(
         connect_s=5, read_s=5, contact="test", allow=AllowList.parse(settings.fetch_allow_hosts)
     )
-    return client
 
 
 async def _ids(settings: Settings, expected: int) -> Counter[str]:

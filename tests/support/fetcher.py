@@ -7,10 +7,9 @@ import random
 import time
 from typing import Protocol
 
-import httpx
 from newsmon.fetcher.app import Fetcher, PollConfig, StateSink
 from newsmon.fetcher.fulltext import PageTexts
-from newsmon.fetcher.http import HostLimiter
+from newsmon.fetcher.http import FeedClient, HostLimiter
 from newsmon.fetcher.parse_workers import FeedParser
 from newsmon.fetcher.publish import ArticleSink, PublishConfig, Publisher
 from newsmon.fetcher.state import FeedState, SeenIds
@@ -64,7 +63,7 @@ def fetcher_for(
     settings: Settings,
     metrics: Metrics,
     sink: Sink,
-    client: httpx.AsyncClient,
+    client: FeedClient,
     *,
     publisher: Publisher | None = None,
     seen: SeenIds | None = None,

@@ -20,6 +20,7 @@ from newsmon.fetcher.failures import (
     status_error,
 )
 from newsmon.fetcher.feeds import FeedConfig
+from newsmon.fetcher.http import FeedClient
 from newsmon.fetcher.parse import FeedParseError
 from newsmon.fetcher.schedule import Bounds, next_delay
 from newsmon.fetcher.state import FeedState, SeenIds
@@ -124,7 +125,7 @@ class _NullSink:
 async def test_a_gone_feed_backs_off_to_the_cap_a_failing_one_doubles(
     status: int, backoff_cap: bool
 ) -> None:
-    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(status)))
+    client = FeedClient(transport=httpx.MockTransport(lambda _: httpx.Response(status)))
     settings = Settings(
         kafka_bootstrap="unused:9092", poll_interval_s=300, fetch_backoff_max_s=7200
     )

@@ -22,7 +22,7 @@ from newsmon.fetcher.fulltext import (
     is_html,
     wants_full_text,
 )
-from newsmon.fetcher.http import HostLimiter
+from newsmon.fetcher.http import FeedClient, HostLimiter
 from newsmon.fetcher.state import FeedState
 from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
@@ -162,7 +162,7 @@ AsyncHandler = Callable[[httpx.Request], Awaitable[httpx.Response]]
 def _fetcher(
     handler: AsyncHandler, sink: ListSink, metrics: Metrics, **overrides: object
 ) -> Fetcher:
-    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    client = FeedClient(transport=httpx.MockTransport(handler))
     settings = Settings(kafka_bootstrap="unused:9092", **overrides)  # type: ignore[arg-type]
     hosts = HostLimiter(settings.fetch_per_host_concurrency)
     pages = PageTexts(FullTextConfig.from_settings(settings), client, metrics, hosts)

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from newsmon.fetcher.feeds import FeedConfig
+from newsmon.fetcher.http import FeedClient
 from newsmon.fetcher.parse_workers import FeedParser
 from newsmon.fetcher.state import FeedState, SeenIds
 from newsmon.shared.messages import Article
@@ -34,9 +35,7 @@ BODY = rss(
 
 async def _poll(parser: FeedParser) -> list[Article]:
     sink = ListSink()
-    client = httpx.AsyncClient(
-        transport=httpx.MockTransport(lambda _: httpx.Response(200, content=BODY))
-    )
+    client = FeedClient(transport=httpx.MockTransport(lambda _: httpx.Response(200, content=BODY)))
     settings = Settings(kafka_bootstrap="unused:9092", fetch_parse_workers=parser.workers)
     async with client:
         fetcher = fetcher_for(

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from newsmon.fetcher.app import Fetcher, Naps
 from newsmon.fetcher.feeds import FeedConfig
+from newsmon.fetcher.http import FeedClient
 from newsmon.fetcher.state import FeedState
 from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
@@ -36,7 +37,7 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def _fetcher(handler: Handler, clock: FakeClock, sink: ListSink, metrics: Metrics) -> Fetcher:
-    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    client = FeedClient(transport=httpx.MockTransport(handler))
     settings = Settings(
         kafka_bootstrap="unused:9092", poll_interval_s=300, poll_interval_max_s=3600
     )

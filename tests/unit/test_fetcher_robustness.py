@@ -13,7 +13,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from newsmon.fetcher.app import Fetcher
 from newsmon.fetcher.failures import FetchError
 from newsmon.fetcher.feeds import FeedConfig
-from newsmon.fetcher.http import HostLimiter, fetch
+from newsmon.fetcher.http import FeedClient, HostLimiter, fetch
 from newsmon.fetcher.parse import parse_feed
 from newsmon.fetcher.state import FeedState, KafkaSink, PublishError
 from newsmon.shared.http_headers import parse_retry_after
@@ -60,7 +60,7 @@ def _fetcher(
     handler: Any, sink: Sink, metrics: Metrics, clock: Clock, settings: Settings | None = None
 ) -> Fetcher:
     settings = settings or _settings()
-    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    client = FeedClient(transport=httpx.MockTransport(handler))
     return fetcher_for(settings, metrics, sink, client, clock=clock)
 
 
@@ -197,7 +197,7 @@ async def test_a_non_ascii_etag_is_sent_back_not_a_crash_on_every_later_poll() -
             return httpx.Response(304)
         return httpx.Response(200, content=b"x", headers=[(b"ETag", '"v-ü"'.encode())])
 
-    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    client = FeedClient(transport=httpx.MockTransport(handler))
     first = await fetch(client, "https://e.example.org/f", max_bytes=100, deadline_s=5)
     second = await fetch(
         client,
@@ -216,7 +216,7 @@ async def test_a_retry_after_of_odd_digits_is_ignored_not_a_crash() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(429, headers=[(b"Retry-After", "²".encode())])
 
-    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    client = FeedClient(transport=httpx.MockTransport(handler))
     with pytest.raises(FetchError) as caught:
         await fetch(client, "https://e.example.org/f", max_bytes=100, deadline_s=5)
     assert caught.value.kind == "http_429"

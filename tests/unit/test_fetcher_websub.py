@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from newsmon.fetcher.feeds import FeedConfig
+from newsmon.fetcher.http import FeedClient
 from newsmon.fetcher.state import FeedState, SeenIds
 from newsmon.fetcher.websub import (
     ACTIVE,
@@ -170,7 +171,7 @@ def _websub(metrics: Metrics, clock: FakeClock, **overrides: Any) -> WebSub:
         websub_callback_url="https://newsmon.example.org/websub/",
         **overrides,
     )
-    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(202)))
+    client = FeedClient(transport=httpx.MockTransport(lambda r: httpx.Response(202)))
 
     class NoPublisher:
         async def publish_parsed(self, feed: FeedConfig, state: FeedState, parsed: Any) -> None:
@@ -294,7 +295,7 @@ async def test_polling_falls_back_to_the_max_interval_while_a_subscription_is_ac
         websub=True,
         websub_callback_url="https://newsmon.example.org/websub",
     )
-    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    client = FeedClient(transport=httpx.MockTransport(handler))
     publisher = publisher_for(settings, metrics, sink, seen=SeenIds(100), clock=clock)
     state = FeedState(url=feed.url)
     websub = WebSub(
