@@ -44,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +54,7 @@ from aiokafka.errors import KafkaError
 from .kafka import (
     ENSURE_TOPICS_RETRY_S,
     create_topics,
+    ensure_topics,
     make_admin,
     make_reader,
     new_topic,
@@ -68,6 +69,7 @@ __all__ = [
     "READ_IDLE_CAP_S",
     "StateReadStalledError",
     "StateTopic",
+    "ensure_output_topics",
     "ensure_state_topic",
     "read_latest",
     "read_to_end",
@@ -129,6 +131,21 @@ async def ensure_state_topic(settings: Settings, topic: StateTopic) -> bool:
         what=f"create topic {topic.name}",
         bound_s=ENSURE_TOPICS_RETRY_S,
     )
+
+
+async def ensure_output_topics(
+    settings: Settings, topics: Sequence[str], state_topics: Iterable[StateTopic]
+) -> None:
+    """Create those of a service's output `topics` that are missing: the ones named by one of
+    its `state_topics` compacted as that StateTopic says, the others as plain topics
+    (shared/kafka.ensure_topics). For `wait_for_leaders`' and the Processor's create hooks."""
+    compacted = {topic.name: topic for topic in state_topics}
+    plain = [name for name in topics if name not in compacted]
+    if plain:
+        await ensure_topics(settings, plain)
+    for name in topics:
+        if name in compacted:
+            await ensure_state_topic(settings, compacted[name])
 
 
 async def _create_if_missing(settings: Settings, topic: StateTopic) -> bool:

@@ -27,7 +27,6 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import timedelta
 
-from newsmon.shared.kafka import ensure_topics
 from newsmon.shared.messages import (
     Classified,
     MessageDecodeError,
@@ -40,7 +39,7 @@ from newsmon.shared.messages import (
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.pipeline import Output, Processor, Record
 from newsmon.shared.settings import Settings
-from newsmon.shared.statetopic import StateTopic, ensure_state_topic, read_latest
+from newsmon.shared.statetopic import StateTopic, ensure_output_topics, read_latest
 from prometheus_client import Histogram
 
 from .alerts import alert_from, alert_headers, alert_id_of, story_id_of
@@ -300,12 +299,7 @@ class AlertTransform:
 
 async def create_alerter_topics(settings: Settings, topics: Sequence[str]) -> None:
     """Create those of `topics` that are missing: the state topic compacted, others plain."""
-    state = state_topic(settings)
-    plain = [t for t in topics if t != state]
-    if plain:
-        await ensure_topics(settings, plain)
-    if state in topics:
-        await ensure_state_topic(settings, alerter_state_topic(settings))
+    await ensure_output_topics(settings, topics, [alerter_state_topic(settings)])
 
 
 async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None:

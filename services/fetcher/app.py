@@ -30,7 +30,7 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Protocol
@@ -38,12 +38,13 @@ from typing import Final, Protocol
 from aiokafka.errors import KafkaError
 from newsmon.shared.backoff import Backoff
 from newsmon.shared.clock import Clock
-from newsmon.shared.kafka import ensure_topics, make_producer, wait_for_leaders
+from newsmon.shared.kafka import make_producer, wait_for_leaders
 from newsmon.shared.lifecycle import close_within
 from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.services import client_id
 from newsmon.shared.settings import Settings
+from newsmon.shared.statetopic import ensure_output_topics
 
 from .failures import Failure, FailureKind, failure_of
 from .feeds import FeedConfig, load_feeds
@@ -62,6 +63,7 @@ from .state import (
     PublishError,
     SeenIds,
     ensure_state_topic,
+    fetcher_state_topic,
     load_seen_ids,
     load_states,
     state_topic,
@@ -511,15 +513,6 @@ async def _load_state(
     return None
 
 
-async def _create_topics(settings: Settings, topics: Sequence[str]) -> None:
-    """The fetcher's output topics that went missing: its state topic compacted."""
-    if state_topic(settings) in topics:
-        await ensure_state_topic(settings)
-    plain = [t for t in topics if t != state_topic(settings)]
-    if plain:
-        await ensure_topics(settings, plain)
-
-
 async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None:
     # Every feed, disabled ones too: the file is imported into the feeds topic (fleet.py),
     # which decides what this replica polls.
@@ -540,7 +533,10 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
             producer,
             [settings.topics.articles, state_topic(settings)],
             stop=stop,
-            create_missing=lambda topics: _create_topics(settings, topics),
+            # The fetcher's output topics that went missing: its state topic compacted.
+            create_missing=lambda topics: ensure_output_topics(
+                settings, topics, [fetcher_state_topic(settings.topics)]
+            ),
             service="fetcher",
         )
         async with make_client(

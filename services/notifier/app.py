@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +28,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from newsmon.shared.deadletter import DeadLetters
-from newsmon.shared.kafka import ensure_topics, make_consumer, make_producer, wait_for_leaders
+from newsmon.shared.kafka import make_consumer, make_producer, wait_for_leaders
 from newsmon.shared.lifecycle import (
     CLOSE_SHARE,
     IN_FLIGHT_SHARE,
@@ -43,11 +43,13 @@ from newsmon.shared.pipeline import Record, observe_lag
 from newsmon.shared.rewind import Rewind
 from newsmon.shared.services import client_id, consumer_group
 from newsmon.shared.settings import Settings
+from newsmon.shared.statetopic import ensure_output_topics
 
 from .markers import (
     DeliveryMarkers,
     delivery_key,
     ensure_marker_topic,
+    marker_topic,
     notifier_state_topic,
 )
 from .slack import (
@@ -304,16 +306,6 @@ def configured_webhooks(settings: Settings) -> tuple[WebhookUrl | None, dict[str
     return default, by_category
 
 
-async def _create_topics(settings: Settings, topics: Sequence[str]) -> None:
-    """The notifier's output topics that went missing: its state topic compacted."""
-    state = notifier_state_topic(settings)
-    if state in topics:
-        await ensure_marker_topic(settings)
-    plain = [t for t in topics if t != state]
-    if plain:
-        await ensure_topics(settings, plain)
-
-
 async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None:
     webhook, by_category = configured_webhooks(settings)
     if webhook is None and not by_category:
@@ -344,7 +336,10 @@ async def run(settings: Settings, metrics: Metrics, stop: asyncio.Event) -> None
                 producer,
                 [notifier_state_topic(settings), settings.topics.dlq],
                 stop=stop,
-                create_missing=lambda topics: _create_topics(settings, topics),
+                # Output topics that went missing: the marker topic compacted.
+                create_missing=lambda topics: ensure_output_topics(
+                    settings, topics, [marker_topic(settings.topics)]
+                ),
                 service=SERVICE,
             )
             notifier = Notifier(
