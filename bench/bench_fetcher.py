@@ -419,7 +419,8 @@ def run(seconds: float = 12.0) -> str:
             f"| + {scale['feeds']:,} FeedConfigs and FeedStates | "
             f"{scale['rss_configs_states_mib']:.0f} |",
             f"| + SeenIds, {scale['seen_keys']:,} keys | {scale['rss_with_seen_mib']:.0f} |",
-            f"| + per-feed metric series (8 families of counters and gauges, one child each) | "
+            f"| + per-feed metric series ({scale['per_feed_families']} families of counters and "
+            "gauges, one child each) | "
             f"{scale['rss_with_metrics_mib']:.0f} |",
             f"| + all feeds polling, at the end of the run | "
             f"{scale['rss_before_scrape_mib']:.0f} |",

@@ -295,16 +295,20 @@ async def scale(
         seen.add(f"urn:bench:old:{i}", f"bench-{i % len(feeds)}")
         seen.add(url_key(url), f"bench-{i % len(feeds)}")
     after_seen = vm_rss_mib()
-    for feed in feeds:  # the per-feed series a 304 poll creates, made up front to size them
-        name = feed.name
-        metrics.feed_last_fetch_seconds.labels(name)
-        metrics.feed_fetches.labels(name, "not_modified")
-        metrics.feed_responses.labels(name, "304")
-        metrics.feed_bytes.labels(name)
-        metrics.feed_interval.labels(name)
-        metrics.feed_next_poll.labels(name)
-        metrics.feed_last_success.labels(name)
-        metrics.feed_error_streak.labels(name)
+    # The per-feed series a 304 poll creates, made up front to size them.
+    per_feed = [
+        metrics.feed_last_fetch_seconds,
+        metrics.feed_fetches,
+        metrics.feed_interval,
+        metrics.feed_last_success,
+        metrics.feed_error_streak,
+    ]
+    for feed in feeds:
+        for family in per_feed:
+            if family is metrics.feed_fetches:
+                family.labels(feed.name, "not_modified")
+            else:
+                family.labels(feed.name)
     after_metrics = vm_rss_mib()
     ticker = Ticker()
     stop = asyncio.Event()
@@ -348,6 +352,7 @@ async def scale(
         "rss_configs_states_mib": after_states,
         "rss_with_seen_mib": after_seen,
         "rss_with_metrics_mib": after_metrics,
+        "per_feed_families": len(per_feed),
         "rss_peak_mib": vm_hwm_mib(),
         "rss_before_scrape_mib": rss_before_scrape,
         "scrape_bytes": scrape_bytes,

@@ -305,22 +305,19 @@ class Metrics:
             ["feed"],
             registry=r,
         )
+        # Per feed only what a per-feed alert or dashboard panel reads (deploy/prometheus,
+        # shared/dashboard.py): every per-feed family is a series per feed, about 0.7 KB of
+        # this process each (10,000 feeds: BENCHMARKS.md). HTTP status classes and bytes are
+        # for all feeds together; a feed's own failures are in newsmon_feed_fetches_total.
         self.feed_responses = Counter(
             "newsmon_feed_http_responses_total",
-            "Final HTTP responses per feed by status class (2xx, 304, 4xx, 5xx)",
-            ["feed", "code"],
+            "Final HTTP responses of feed polls, all feeds, by status class (2xx, 304, 4xx, 5xx)",
+            ["code"],
             registry=r,
         )
         self.feed_bytes = Counter(
             "newsmon_feed_received_bytes_total",
-            "Bytes received per feed, as sent on the wire (before decompression)",
-            ["feed"],
-            registry=r,
-        )
-        self.feed_next_poll = Gauge(
-            "newsmon_feed_next_poll_timestamp_seconds",
-            "Unix time of the next planned poll of a feed",
-            ["feed"],
+            "Bytes of feed responses, all feeds, as sent on the wire (before decompression)",
             registry=r,
         )
         # Fetcher under load (services/fetcher/load.py): bounded work and overload control.
@@ -510,7 +507,6 @@ class Metrics:
             self.feed_error_streak,
             self.feed_last_new_item,
             self.feed_interval,
-            self.feed_next_poll,
         ):
             with contextlib.suppress(KeyError):
                 gauge.remove(feed)

@@ -236,7 +236,6 @@ class Fetcher:
         )
         state.next_poll_at = self.clock() + delay
         self.metrics.feed_interval.labels(feed.name).set(state.interval_s or bounds.min_s)
-        self.metrics.feed_next_poll.labels(feed.name).set(state.next_poll_at)
         try:
             await self.sink.save_state(feed.name, state)
         except Exception as exc:  # KafkaError, or anything else: the feed is polled again
@@ -298,8 +297,8 @@ class Fetcher:
                     now=datetime.fromtimestamp(now, UTC),
                 )
         if not feed.url.startswith("file://"):
-            self.metrics.feed_responses.labels(feed.name, _code_class(result.status)).inc()
-        self.metrics.feed_bytes.labels(feed.name).inc(result.raw_bytes)
+            self.metrics.feed_responses.labels(_code_class(result.status)).inc()
+        self.metrics.feed_bytes.inc(result.raw_bytes)
         if result.permanent_url:
             log.info(
                 "feed %s moved permanently to %s: update the feeds file",
@@ -434,7 +433,7 @@ class Fetcher:
         """Count and log a failed poll; returns its outcome (the failure's kind)."""
         kind = failure.kind
         if failure.status is not None:
-            self.metrics.feed_responses.labels(feed.name, _code_class(failure.status)).inc()
+            self.metrics.feed_responses.labels(_code_class(failure.status)).inc()
         state.error_streak += 1
         # Kept in the state topic so `newsmon web` and `newsmon feeds health` can say why.
         state.extra["last_error"] = f"{kind}: {failure.reason}"[:300]

@@ -138,5 +138,5 @@ async def test_a_gone_feed_backs_off_to_the_cap_a_failing_one_doubles(
     assert delay == pytest.approx(7200 if backoff_cap else 300, rel=0.1)
     assert state.error_streak == 1
     assert state.extra["last_error"].startswith("http_")
-    responses = {"feed": "f1", "code": f"{status // 100}xx"}
+    responses = {"code": f"{status // 100}xx"}
     assert metrics.registry.get_sample_value("newsmon_feed_http_responses_total", responses) == 1
