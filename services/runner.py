@@ -7,7 +7,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from newsmon import __version__
@@ -15,7 +14,7 @@ from newsmon.shared.broker import LocalKafka, broker_ready
 from newsmon.shared.errors import KafkaAccessError
 from newsmon.shared.kafka import ensure_topics, security_kwargs
 from newsmon.shared.lifecycle import install_stop_signals, run_until_stopped, sleep_or_stop
-from newsmon.shared.logging import count_kafka_connect_failures
+from newsmon.shared.logging import Outage, count_kafka_connect_failures
 from newsmon.shared.metrics import Metrics, serve_ops
 from newsmon.shared.services import ServiceMain, service
 from newsmon.shared.settings import Settings
@@ -131,26 +130,20 @@ async def _probe_broker(settings: Settings, metrics: Metrics, stop: asyncio.Even
     bootstrap = local_bootstrap(settings)
     security = security_kwargs(settings)
     seen_up = False  # before that, _wait_for_broker speaks for a broker that is not up yet
-    down_since: tuple[float, datetime] | None = None
+    outage = Outage()
     while not stop.is_set():
         try:
             reachable = await broker_ready(bootstrap, timeout_s=3.0, security=security)
         except KafkaAccessError:
             reachable = False  # said once by _wait_for_broker (start-up) or by the clients
         metrics.set_broker_reachable(reachable)
-        if reachable and down_since is not None:
-            log.info(
-                "Kafka at %s is reachable again after %.0fs",
-                bootstrap,
-                time.monotonic() - down_since[0],
-            )
-            down_since = None
-        elif not reachable and seen_up and down_since is None:
-            down_since = (time.monotonic(), datetime.now(UTC))
+        if reachable and (lasted := outage.end()) is not None:
+            log.info("Kafka at %s is reachable again after %.0fs", bootstrap, lasted)
+        elif not reachable and seen_up and outage.begin():
             log.warning(
                 "Kafka at %s is unreachable (since %s); the services retry by themselves",
                 bootstrap,
-                down_since[1].isoformat(timespec="seconds"),
+                outage.started_at.isoformat(timespec="seconds") if outage.started_at else "?",
             )
         seen_up = seen_up or reachable
         await sleep_or_stop(stop, 5.0)

@@ -19,6 +19,7 @@ from newsmon.shared.clock import Clock
 
 __all__ = [
     "JsonFormatter",
+    "Outage",
     "RepeatLimiter",
     "TextFormatter",
     "configure_logging",
@@ -76,6 +77,37 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLevelName(level)))
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("aiokafka.consumer.group_coordinator").addFilter(_transient_coordinator)
+
+
+class Outage:
+    """Something newsmon depends on (the broker, Slack) failing, tracked so a loop says so in
+    one line when it starts and one when it ends, not once per attempt. `begin()` is True only
+    for the first failure of an outage; `end()` gives how long it lasted (None when nothing
+    was failing)."""
+
+    __slots__ = ("_clock", "_started", "started_at")
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self._started: float | None = None
+        self.started_at: datetime | None = None  # wall clock (UTC), for the log line
+
+    @property
+    def ongoing(self) -> bool:
+        return self._started is not None
+
+    def begin(self) -> bool:
+        if self._started is not None:
+            return False
+        self._started, self.started_at = self._clock(), datetime.now(UTC)
+        return True
+
+    def end(self) -> float | None:
+        if self._started is None:
+            return None
+        lasted = self._clock() - self._started
+        self._started = self.started_at = None
+        return lasted
 
 
 def _transient_coordinator(record: logging.LogRecord) -> bool:

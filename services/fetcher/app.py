@@ -40,6 +40,7 @@ from newsmon.shared.backoff import Backoff
 from newsmon.shared.clock import Clock
 from newsmon.shared.kafka import make_producer, wait_for_leaders
 from newsmon.shared.lifecycle import close_within
+from newsmon.shared.logging import Outage
 from newsmon.shared.messages import Article
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.services import client_id
@@ -166,8 +167,8 @@ class Fetcher:
         self.unpublished: dict[str, Unpublished] = {}
         # Per feed: fingerprints of the items of its last fully published parse (items.py).
         self.memos: dict[str, Memo] = {}
-        # When publishing started failing (monotonic), None while it works: one log line each.
-        self.publish_failing_since: float | None = None
+        # Publishing failing: one line when it starts and one when it ends (not one per feed).
+        self.publish_outage = Outage()
 
     async def poll_forever(self, feed: FeedConfig, state: FeedState, stop: asyncio.Event) -> None:
         bounds = bounds_for(feed, self.config)
@@ -411,8 +412,7 @@ class Fetcher:
         self.metrics.feed_fetches.labels(feed.name, failure.kind).inc()
         self.metrics.feed_error_streak.labels(feed.name).set(0)
         self.metrics.errors.labels("fetcher", failure.kind).inc()
-        if self.publish_failing_since is None:
-            self.publish_failing_since = time.monotonic()
+        if self.publish_outage.begin():
             log.warning(
                 "feed %s: %s; parses are kept and published first at each feed's next poll "
                 "(one line when publishing works again)",
@@ -425,9 +425,9 @@ class Fetcher:
         return failure.kind
 
     def _publish_recovered(self) -> None:
-        since, self.publish_failing_since = self.publish_failing_since, None
-        if since is not None:
-            log.info("publishing to Kafka again after %.0fs of failures", time.monotonic() - since)
+        lasted = self.publish_outage.end()
+        if lasted is not None:
+            log.info("publishing to Kafka again after %.0fs of failures", lasted)
 
     def _failed(self, feed: FeedConfig, state: FeedState, failure: Failure) -> str:
         """Count and log a failed poll; returns its outcome (the failure's kind)."""

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -37,6 +35,7 @@ from newsmon.shared.lifecycle import (
     finish_or_abandon,
     sleep_or_stop,
 )
+from newsmon.shared.logging import Outage
 from newsmon.shared.messages import Alert, MessageDecodeError, decode, utc_now
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.pipeline import Record, observe_lag
@@ -112,8 +111,8 @@ class Notifier:
         self.dead_letters = DeadLetters(topic=settings.topics.dlq, service=SERVICE, metrics=metrics)
         self.group = notifier_group(settings)
         self.rewind = Rewind(stop, first_s=first_retry_s)
-        # When Slack started failing (monotonic, wall clock); None while it answers.
-        self._slack_down_since: tuple[float, datetime] | None = None
+        # Slack failing: one line when it starts and one when it ends (not one per probe).
+        self._slack_outage = Outage()
 
     async def load_delivered(self) -> None:
         """Markers written by any replica, so far (see the module docstring)."""
@@ -176,7 +175,7 @@ class Notifier:
             return True
         payload = build_payload(alert) if alert.revision == 1 else build_update_payload(alert)
         # While Slack is failing, one POST per try (a probe), not a full retry sequence.
-        probe = 1 if self._slack_down_since is not None else None
+        probe = 1 if self._slack_outage.ongoing else None
         try:
             result = await self.sender.send(webhook, payload, max_attempts=probe)
         except SlackPermanentError as exc:
@@ -213,8 +212,7 @@ class Notifier:
     async def _slack_failed(self, record: Record, error: Exception) -> None:
         """One line when Slack starts failing (not one per probe), then probe again soon."""
         self.metrics.errors.labels(SERVICE, "slack_unavailable").inc()
-        if self._slack_down_since is None:
-            self._slack_down_since = (time.monotonic(), utc_now())
+        if self._slack_outage.begin():
             log.warning(
                 "Slack unavailable: alerts kept, probing again every %.0fs at most: %s",
                 SLACK_PROBE_MAX_S,
@@ -226,14 +224,14 @@ class Notifier:
         await self.rewind.replay_later(self.consumer, [record], cap_s=SLACK_PROBE_MAX_S)
 
     def _slack_answered(self) -> None:
-        if self._slack_down_since is None:
+        at = self._slack_outage.started_at
+        lasted = self._slack_outage.end()
+        if lasted is None or at is None:
             return
-        since, at = self._slack_down_since
-        self._slack_down_since = None
         self.rewind.reset()
         log.info(
             "Slack answers again after %.0fs (unavailable since %s)",
-            time.monotonic() - since,
+            lasted,
             at.isoformat(timespec="seconds"),
         )
 

@@ -4,7 +4,12 @@ import io
 import json
 import logging
 
-from newsmon.shared.logging import RepeatLimiter, configure_logging, count_kafka_connect_failures
+from newsmon.shared.logging import (
+    Outage,
+    RepeatLimiter,
+    configure_logging,
+    count_kafka_connect_failures,
+)
 
 
 def test_json_logs_are_one_event_per_line_with_context() -> None:
@@ -60,3 +65,19 @@ def test_failed_kafka_connection_attempts_are_counted() -> None:
         stop_counting()
     client_log.error("Unable connect to node with id %s: %s", 1, "after stop")
     assert counted == [1, 1]
+
+
+def test_an_outage_is_said_once_when_it_begins_and_once_when_it_ends() -> None:
+    now = [100.0]
+    outage = Outage(clock=lambda: now[0])
+    assert outage.end() is None, "nothing was failing"
+    assert outage.begin() is True
+    assert outage.ongoing
+    assert outage.started_at is not None
+    now[0] = 130.0
+    assert outage.begin() is False, "the same outage: no second line"
+    now[0] = 160.0
+    assert outage.end() == 60.0
+    assert not outage.ongoing
+    assert outage.started_at is None
+    assert outage.end() is None
