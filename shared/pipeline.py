@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import Counter
@@ -35,7 +36,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.structs import OffsetAndMetadata
 
 from .deadletter import DeadLetters, OutputTooLargeError
-from .failover import ActiveLease, SingleActiveAssignor
+from .failover import ActiveLease, SingleActiveAssignor, group_generation, still_member
 from .kafka import (
     MAX_REQUEST_BYTES,
     Headers,
@@ -249,6 +250,9 @@ class Processor:
         self._busy = asyncio.Lock()
         self._lease = ActiveLease(self._busy) if single_active else None
         self._active_generation: int | None = None
+        # After ProducerFenced: (the lease's generation then, monotonic deadline) until which
+        # this replica does not activate again (see `_waiting_after_fence`).
+        self._fenced: tuple[int, float] | None = None
 
     def _transactional_id(self) -> str | None:
         if not self.settings.kafka_transactions:
@@ -328,12 +332,14 @@ class Processor:
                 group_id=self.group_id,
                 client_id=self._client_id(),
             )
+        assignor = SingleActiveAssignor()
         consumer = make_consumer(
             self.settings,
             group_id=self.group_id,
             client_id=self._client_id(),
-            assignors=(SingleActiveAssignor(),),
+            assignors=(assignor,),
         )
+        assignor.generation = functools.partial(group_generation, consumer)
         consumer.subscribe([self.source_topic], listener=self._lease)
         return consumer
 
@@ -400,9 +406,10 @@ class Processor:
                     await self._await_topics(producer)
                 continue
             async with self._busy:
-                if self._lease is not None and self._lease.generation != self._active_generation:
-                    # Rebalanced since the fetch: whoever holds the partitions now reads
-                    # them again from the committed offsets.
+                if self._lease is not None and not self._lease.current(self._active_generation):
+                    # Revoked or rebalanced since the fetch: the records are dropped, and
+                    # whoever holds the partitions now reads them again from the committed
+                    # offsets (this replica too, if it kept them: `_hold_active`).
                     continue
                 failed = await self._process(consumer, producer, records)
             if failed is not None:
@@ -413,7 +420,7 @@ class Processor:
         """Single-active mode: True once this replica is the active one and may consume;
         False on standby (after a short poll that keeps its group membership alive)."""
         assert self._lease is not None
-        if not self._lease.held:
+        if not self._lease.held or self._waiting_after_fence():
             if self._active_generation is not None or self._producer is not None:
                 await self._step_down()
             self.metrics.set_active(self.service, False)
@@ -425,10 +432,45 @@ class Processor:
             return False
         if self._active_generation is None:
             return await self._activate(consumer)
-        # Kept the partitions through a rebalance (sticky): aiokafka re-read the committed
-        # offsets. Had another replica been active meanwhile, it fenced our producer, and
-        # the first transaction tells (ProducerFenced: activate again).
-        self._active_generation = self._lease.generation
+        if self._active_generation != self._lease.generation:
+            return await self._keep_after_rebalance(consumer)
+        return True
+
+    def _waiting_after_fence(self) -> bool:
+        """True for a while after ProducerFenced: another replica activated (this one was
+        frozen or cut off long enough to be evicted from the group), or a transaction timed
+        out. The group tells which within a session timeout (the evicted member's next
+        heartbeat fails, it is revoked and rejoins: a new generation). Activating again before
+        that would fence the rightful active with the shared transactional id; a resumed
+        "zombie" so steps down instead of taking the stream back."""
+        assert self._lease is not None
+        if self._fenced is None:
+            return False
+        generation, until = self._fenced
+        if self._lease.generation != generation or time.monotonic() >= until:
+            self._fenced = None
+            return False
+        return True
+
+    async def _keep_after_rebalance(self, consumer: AIOKafkaConsumer) -> bool:
+        """Kept the partitions through a rebalance (sticky). Records fetched across it were
+        dropped by `_loop` with the consumer's position already past them: read again from
+        the committed offsets, which are this replica's own (its revocation waited for the
+        batch in flight). Had another replica been active meanwhile, it fenced our producer,
+        and the first transaction tells (ProducerFenced: activate again)."""
+        assert self._lease is not None
+        generation = self._lease.generation
+        try:
+            await self._unless_stopped(self._seek_to_committed(consumer))
+        except KafkaError as exc:
+            log.warning(
+                "cannot read the committed offsets after a rebalance yet: %s",
+                exc,
+                extra=self._log_extra(),
+            )
+            await self._pause()
+            return False
+        self._active_generation = generation
         return True
 
     async def _activate(self, consumer: AIOKafkaConsumer) -> bool:
@@ -437,6 +479,14 @@ class Processor:
         state and the committed offsets, which now include exactly its committed batches."""
         assert self._lease is not None
         generation, started = self._lease.generation, time.monotonic()
+        if not await self._unless_stopped(still_member(consumer)):
+            log.info(
+                "partitions assigned, but the group no longer knows this member (frozen or cut "
+                "off past its session timeout): rejoining instead of activating",
+                extra=self._log_extra(),
+            )
+            await self._pause()
+            return False
         log.info("partitions assigned: becoming the active replica", extra=self._log_extra())
         try:
             # Bounded like any step that waits on the broker: a SIGTERM while it hangs (a
@@ -551,6 +601,11 @@ class Processor:
                 # producer fenced it: activate again (fence, restore, seek to committed).
                 self._active_generation = None
                 self._producer_broken = False
+                if isinstance(exc, ProducerFenced):
+                    self._fenced = (
+                        self._lease.generation,
+                        time.monotonic() + self.settings.kafka_session_timeout_s,
+                    )
             return exc
         return None
 
