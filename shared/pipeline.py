@@ -73,6 +73,7 @@ __all__ = [
     "StartOfBatch",
     "Transform",
     "observe_lag",
+    "quiet_fenced_orphans",
 ]
 
 log = logging.getLogger("newsmon.pipeline")
@@ -178,6 +179,30 @@ def _usable(producer: AIOKafkaProducer | None) -> bool:
         return False
     txn = getattr(producer, "_txn_manager", None)
     return not (txn is not None and txn.is_fatal_error())
+
+
+def quiet_fenced_orphans(loop: asyncio.AbstractEventLoop) -> None:
+    """A fenced transactional producer fails futures nothing awaits any more: aiokafka's
+    per-batch drain waiters and the transaction's own (its context manager does not await it
+    once the error is fatal). asyncio logs each one when it is collected, as an ERROR with a
+    traceback ("Future exception was never retrieved": 4 for a batch of 3 topics, seen on
+    every resumed zombie alerter). The batch already said it in one WARNING line: those go to
+    DEBUG; any other orphaned failure is still logged by the loop's handler as before."""
+    previous = loop.get_exception_handler()
+    if getattr(previous, "quiets_fenced_orphans", False):
+        return  # `newsmon run`: several stages, one loop
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if "future" in context and isinstance(exc, _PRODUCER_STATE_ERRORS):
+            log.debug("a replaced producer's unawaited future failed: %r", exc)
+        elif previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    handler.quiets_fenced_orphans = True  # type: ignore[attr-defined]
+    loop.set_exception_handler(handler)
 
 
 async def observe_lag(
@@ -344,6 +369,7 @@ class Processor:
         return consumer
 
     async def run(self) -> None:
+        quiet_fenced_orphans(asyncio.get_running_loop())
         consumer = self._make_consumer()
         budget = self.settings.shutdown_timeout_s
         try:
