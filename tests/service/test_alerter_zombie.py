@@ -21,14 +21,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from newsmon.shared.failover import still_member
 from newsmon.shared.kafka import ensure_topics
 from newsmon.shared.messages import Alert, decode, encode
 from newsmon.shared.settings import Settings
@@ -39,6 +45,7 @@ from tests.support.newsmon_process import NewsmonProcesses
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(600)]
 
+REPO = Path(__file__).resolve().parents[2]
 REPLICAS = ("alerter-a", "alerter-b")
 # Generous caps on a loaded 2-core machine, not targets: each ends a wait that failed.
 CAP_S = 180.0
@@ -217,3 +224,93 @@ async def test_sigstopped_active_alerter_is_fenced_and_nothing_is_lost_or_double
     # transaction whose commit was asked for), and says so only on waking up.
     assert count(procs, zombie, ACTIVATED, zombie_mark) == 0, logs(procs)
     assert count(procs, zombie, PUBLISHED, zombie_mark) <= 1, logs(procs)
+
+
+async def _member_checked_after_a_freeze(bootstrap: str, group: str, topic: str) -> None:
+    """A group member that says whether the group still knows it (`still_member`) once
+    assigned, and again once it notices it was frozen (the loop's clock jumped)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=2000,
+    )
+    await consumer.start()
+    try:
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=200)
+        print(f"{STILL_MEMBER} {await still_member(consumer)}", flush=True)
+        last = time.monotonic()
+        while time.monotonic() - last < 3.0:  # waits for a SIGSTOP to end
+            last = time.monotonic()
+            await asyncio.sleep(0.1)
+        print(f"{AFTER_FREEZE} {await still_member(consumer)}", flush=True)
+    finally:
+        await consumer.stop()
+
+
+STILL_MEMBER = "still member:"
+AFTER_FREEZE = "after the freeze, still member:"
+
+
+async def _members(bootstrap: str, group: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_consumer_groups([group])
+        return sum(
+            len(g[5]) for g in described.groups
+        )  # (error, id, state, type, protocol, members)
+    finally:
+        await admin.close()
+
+
+def _start_member(bootstrap: str, group: str, topic: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.service.test_alerter_zombie", bootstrap, group],
+        env={**os.environ, "NEWSMON_TOPIC": topic},
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def test_a_member_evicted_while_frozen_learns_it_with_one_heartbeat(
+    kafka_settings: Settings,
+) -> None:
+    """The check an alerter makes before it activates (shared/failover.py still_member): a
+    process frozen past its session timeout and resumed gets "no" from the broker at once,
+    so it cannot activate on an assignment the group has replaced."""
+    settings = kafka_settings
+    await ensure_topics(settings)
+    bootstrap, group = settings.kafka_bootstrap or "", f"{settings.topic_prefix}-probe"
+    proc = _start_member(bootstrap, group, settings.topics.classified)
+    try:
+        assert proc.stdout is not None
+        first = await asyncio.to_thread(proc.stdout.readline)
+        assert first.strip() == f"{STILL_MEMBER} True", first
+        proc.send_signal(signal.SIGSTOP)
+        evicted = False
+        async with asyncio.timeout(CAP_S):
+            while not evicted:
+                evicted = await _members(bootstrap, group) == 0
+                await asyncio.sleep(0.5)
+        proc.send_signal(signal.SIGCONT)
+        second = await asyncio.to_thread(proc.stdout.readline)
+        assert second.strip() == f"{AFTER_FREEZE} False", second
+        assert await asyncio.to_thread(proc.wait, 60) == 0
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(
+        _member_checked_after_a_freeze(sys.argv[1], sys.argv[2], os.environ["NEWSMON_TOPIC"])
+    )
