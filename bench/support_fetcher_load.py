@@ -48,6 +48,7 @@ from newsmon.fetcher.publish import PublishConfig, Publisher
 from newsmon.fetcher.ssrf import AllowList
 from newsmon.fetcher.state import FeedState, KafkaSink, SeenIds, ensure_state_topic, url_key
 from newsmon.shared.kafka import ensure_topics, make_producer
+from newsmon.shared.lifecycle import run_main
 from newsmon.shared.messages import Article, stable_id
 from newsmon.shared.metrics import Metrics, serve_ops
 from newsmon.shared.settings import Settings
@@ -363,7 +364,7 @@ async def scale(
     }
 
 
-def _proc_cpu_s(pid: int | None) -> float:
+def proc_cpu_s(pid: int | None) -> float:
     """CPU seconds process `pid` used so far (0 when it is gone or unknown)."""
     if pid is None:
         return 0.0
@@ -439,13 +440,13 @@ async def through_kafka(
                 control = await _start_control(seconds)
                 counting, ticker.on = True, True
                 cpu0, wcpu0 = time.process_time(), _workers_cpu_s(parser)
-                bcpu0 = _proc_cpu_s(broker_pid)
+                bcpu0 = proc_cpu_s(broker_pid)
                 start = time.perf_counter()
                 await asyncio.sleep(seconds)
                 elapsed = time.perf_counter() - start
                 cpu = time.process_time() - cpu0
                 workers_cpu = _workers_cpu_s(parser) - wcpu0
-                broker_cpu = _proc_cpu_s(broker_pid) - bcpu0
+                broker_cpu = proc_cpu_s(broker_pid) - bcpu0
                 counting, ticker.on = False, False
                 after = _outcomes(metrics)
                 idle_lag = await _control_lag(control)
@@ -588,7 +589,9 @@ def main(argv: Sequence[str]) -> int:
     elif args.scenario == "idle_ticker":
         result = asyncio.run(idle_ticker(args.warmup, args.seconds))
     elif args.scenario == "throughput":
-        result = asyncio.run(throughput(feeds, args.warmup, args.seconds))
+        # On the event loop NEWSMON_EVENT_LOOP names, as `newsmon` runs it (services/cli.py).
+        loop = "uvloop" if os.environ.get("NEWSMON_EVENT_LOOP") == "uvloop" else "asyncio"
+        result = run_main(throughput(feeds, args.warmup, args.seconds), loop)
     else:
         result = asyncio.run(
             scale(
