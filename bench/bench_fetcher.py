@@ -35,6 +35,7 @@ from newsmon.fetcher.feeds import FeedConfig
 from newsmon.fetcher.parse import parse_feed
 from newsmon.shared.broker import LocalKafka, free_port
 
+from bench.bench_alerter import _baseline_path
 from bench.support_feedserver import Feeds, real_templates
 from bench.support_fetcher_load import NO_WORKERS, proc_cpu_s
 
@@ -54,19 +55,24 @@ def _load(
     workers: int | str = 0,
     hosts: int = HOSTS,
     event_loop: str = "asyncio",
+    tree: Path | None = None,
 ) -> dict[str, Any] | None:
+    """Run a scenario of bench/support_fetcher_load.py in a fresh process; `tree`: the
+    sources of an earlier commit (`_before_tree`) instead of this checkout's."""
     env = {
         **os.environ,
         "NEWSMON_FETCH_PARSE_WORKERS": str(workers),
         "NEWSMON_EVENT_LOOP": event_loop,
     }
     env.pop("NEWSMON_KAFKA_BOOTSTRAP", None)
+    if tree is not None:
+        env["PYTHONPATH"] = f"{tree / 'path'}{os.pathsep}{tree}"
     out = subprocess.run(
         [
             *(sys.executable, "-m", "bench.support_fetcher_load", scenario),
             *("--port", str(port), "--hosts", str(hosts), *args),
         ],
-        cwd=REPO,
+        cwd=tree or REPO,
         env=env,
         capture_output=True,
         text=True,
@@ -79,6 +85,29 @@ def _load(
         raise RuntimeError(f"{scenario} failed: {out.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+# main before session 4's fetcher work (transport-level GET, per-feed series cut), measured
+# beside this checkout in the same run: CPU per poll moves with the machine's load.
+BEFORE_REF = "b368062"
+
+
+def _before_tree() -> Path | None:
+    """The services, shared and bench folders of BEFORE_REF, importable as `newsmon` and
+    `bench` from the returned folder (bench_alerter builds the package part); None without
+    git."""
+    path = _baseline_path(BEFORE_REF)
+    if path is None:
+        return None
+    root = path.parent
+    if not (root / "bench").is_dir():
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", BEFORE_REF, "bench"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    return root
 
 
 def _need(result: dict[str, Any] | None) -> dict[str, Any]:
@@ -327,6 +356,8 @@ def run(seconds: float = 12.0) -> str:
         static = _need(_load(port, "throughput", "--kind", "s", *t))
         server_share = (proc_cpu_s(server.pid) - server_cpu0) / (time.perf_counter() - wall0)
         static_uvloop = _load(port, "throughput", "--kind", "s", *t, event_loop="uvloop")
+        before = _before_tree()
+        static_before = before and _load(port, "throughput", "--kind", "s", *t, tree=before)
         static_base = _need(_load(port, "baseline", "--kind", "s", *t))
         scale = _load(
             port,
@@ -413,6 +444,7 @@ def run(seconds: float = 12.0) -> str:
             row("200, NEWSMON_FETCH_PARSE_WORKERS=2", changing_pool, changing_base, 5000),
             row("304 (thread)", static, static_base, 60000),
             row("304 (thread), NEWSMON_EVENT_LOOP=uvloop", static_uvloop, static_base, 60000),
+            row(f"304 (thread), main at {BEFORE_REF} (before)", static_before, static_base, 60000),
             "",
             f"In the 304 run (asyncio) the feed server took {server_share:.0%} of one core "
             "(its CPU over the fetcher process's whole life, warm-up included) and the fetcher "
