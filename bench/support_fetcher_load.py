@@ -144,6 +144,34 @@ def _fetcher(
     )
 
 
+class PollLoops:
+    """Every feed of a run polled back to back, one task each, with the polls counted while
+    `counting` is set. The first poll of every feed (validators learnt, whole bodies parsed,
+    items remembered) is `warm_up`, not counted: the steady state is what is measured."""
+
+    def __init__(self, fetcher: Fetcher, feeds: Sequence[FeedConfig]) -> None:
+        self.fetcher = fetcher
+        self.feeds = feeds
+        self.states = {f.name: FeedState(url=f.url) for f in feeds}
+        self.count = 0
+        self.counting = False
+
+    async def warm_up(self) -> None:
+        for chunk in range(0, len(self.feeds), 64):
+            await asyncio.gather(
+                *(
+                    self.fetcher.poll_once(f, self.states[f.name])
+                    for f in self.feeds[chunk : chunk + 64]
+                )
+            )
+
+    async def loop(self, feed: FeedConfig) -> None:
+        while True:
+            await self.fetcher.poll_once(feed, self.states[feed.name])
+            if self.counting:
+                self.count += 1
+
+
 def _workers_rss_mib(parser: FeedParser) -> float:
     """Resident memory of the parser's worker processes (they are not in VmHWM)."""
     pool = parser._pool
@@ -213,38 +241,24 @@ async def throughput(feeds: Sequence[FeedConfig], warmup: float, seconds: float)
     metrics, sink = Metrics(), NullSink()
     seen = SeenIds(settings.dedupe_capacity * 2)
     ticker = Ticker()
-    states = {f.name: FeedState(url=f.url) for f in feeds}
-    count = 0
-    counting = False
     with FeedParser(_workers()) as parser:
         async with _client(settings) as client:
             fetcher = _fetcher(settings, metrics, sink, client, seen, parser)
-            # First poll of every feed (validators learnt), not counted.
-            for chunk in range(0, len(feeds), 64):
-                await asyncio.gather(
-                    *(fetcher.poll_once(f, states[f.name]) for f in feeds[chunk : chunk + 64])
-                )
-
-            async def loop(feed: FeedConfig) -> None:
-                nonlocal count
-                while True:
-                    await fetcher.poll_once(feed, states[feed.name])
-                    if counting:
-                        count += 1
-
+            polls = PollLoops(fetcher, feeds)
+            await polls.warm_up()
             tick = asyncio.create_task(ticker.run())
-            tasks = [asyncio.create_task(loop(f)) for f in feeds]
+            tasks = [asyncio.create_task(polls.loop(f)) for f in feeds]
             await asyncio.sleep(warmup)
             before = _outcomes(metrics)
             published0 = sink.articles
-            counting, ticker.on = True, True
+            polls.counting, ticker.on = True, True
             cpu0, wcpu0 = time.process_time(), _workers_cpu_s(parser)
             start = time.perf_counter()
             await asyncio.sleep(seconds)
             elapsed = time.perf_counter() - start
             cpu = time.process_time() - cpu0
             workers_cpu = _workers_cpu_s(parser) - wcpu0
-            counting, ticker.on = False, False
+            polls.counting, ticker.on = False, False
             after = _outcomes(metrics)
             published = sink.articles - published0
             workers_rss = _workers_rss_mib(parser)
@@ -253,9 +267,9 @@ async def throughput(feeds: Sequence[FeedConfig], warmup: float, seconds: float)
             await asyncio.gather(*tasks, tick, return_exceptions=True)
     outcomes = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     return {
-        "polls": count,
+        "polls": polls.count,
         "seconds": elapsed,
-        "polls_per_min": count / elapsed * 60,
+        "polls_per_min": polls.count / elapsed * 60,
         "outcomes": {k: v for k, v in outcomes.items() if v},
         "published": published,
         "cpu_s": cpu,
@@ -402,9 +416,6 @@ async def through_kafka(
     metrics = Metrics()
     seen = SeenIds(settings.dedupe_capacity * 2)
     ticker = Ticker()
-    states = {f.name: FeedState(url=f.url) for f in feeds}
-    count = 0
-    counting = False
     producer = make_producer(settings, client_id="bench-fetcher")
     await producer.start()
     try:
@@ -412,25 +423,15 @@ async def through_kafka(
             async with _client(settings) as client:
                 sink = KafkaSink(settings.topics, producer)
                 fetcher = _fetcher(settings, metrics, sink, client, seen, parser)
-                # First poll of every feed (whole bodies parsed, items remembered), not
-                # counted: the steady state is what is measured.
-                for chunk in range(0, len(feeds), 64):
-                    await asyncio.gather(
-                        *(fetcher.poll_once(f, states[f.name]) for f in feeds[chunk : chunk + 64])
-                    )
-
-                async def loop(feed: FeedConfig) -> None:
-                    nonlocal count
-                    while True:
-                        await fetcher.poll_once(feed, states[feed.name])
-                        if counting:
-                            count += 1
-
+                polls = PollLoops(fetcher, feeds)
+                await polls.warm_up()
                 stop = asyncio.Event()
                 tick = asyncio.create_task(ticker.run())
                 tasks = [
                     asyncio.create_task(
-                        fetcher.poll_forever(f, states[f.name], stop) if interval else loop(f)
+                        fetcher.poll_forever(f, polls.states[f.name], stop)
+                        if interval
+                        else polls.loop(f)
                     )
                     for f in feeds
                 ]
@@ -438,7 +439,7 @@ async def through_kafka(
                 before = _outcomes(metrics)
                 delays0 = _poll_delays(metrics)
                 control = await _start_control(seconds)
-                counting, ticker.on = True, True
+                polls.counting, ticker.on = True, True
                 cpu0, wcpu0 = time.process_time(), _workers_cpu_s(parser)
                 bcpu0 = proc_cpu_s(broker_pid)
                 start = time.perf_counter()
@@ -447,7 +448,7 @@ async def through_kafka(
                 cpu = time.process_time() - cpu0
                 workers_cpu = _workers_cpu_s(parser) - wcpu0
                 broker_cpu = proc_cpu_s(broker_pid) - bcpu0
-                counting, ticker.on = False, False
+                polls.counting, ticker.on = False, False
                 after = _outcomes(metrics)
                 idle_lag = await _control_lag(control)
                 delays = [b - a for a, b in zip(delays0, _poll_delays(metrics), strict=True)]
@@ -461,11 +462,11 @@ async def through_kafka(
         await producer.stop()
     outcomes = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     ok = sum(outcomes.get(k, 0) for k in ("ok", "not_modified", "unchanged"))
-    polls = count if not interval else sum(outcomes.values())
+    polled = polls.count if not interval else sum(outcomes.values())
     return {
-        "polls": polls,
+        "polls": polled,
         "seconds": elapsed,
-        "polls_per_min": polls / elapsed * 60,
+        "polls_per_min": polled / elapsed * 60,
         "interval_s": interval,
         "due_per_min": len(feeds) / interval * 60 if interval else 0.0,
         "mean_poll_delay_s": delays[1] / max(delays[0], 1),

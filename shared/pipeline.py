@@ -242,6 +242,7 @@ class Processor:
         end_of_batch: EndOfBatch | None = None,
         start_of_batch: StartOfBatch | None = None,
         single_active: bool = False,
+        first_retry_s: float = 1.0,
     ) -> None:
         self.settings = settings
         self.service = service
@@ -264,7 +265,8 @@ class Processor:
         # a failed publish (an operator may have changed it).
         self._max_bytes: dict[str, int] = {}
         self._max_bytes_stale = True
-        self._rewinder = Rewind(stop)
+        # The first pause after a failed batch; it doubles to the cap while failures last.
+        self._rewinder = Rewind(stop, first_s=first_retry_s)
         self._dead_letters = DeadLetters(
             topic=settings.topics.dlq, service=service, metrics=metrics
         )

@@ -11,7 +11,6 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from newsmon.shared.metrics import Metrics
 from newsmon.shared.pipeline import Processor
-from newsmon.shared.rewind import Rewind
 from newsmon.shared.settings import Settings
 
 
@@ -23,7 +22,7 @@ class _Consumer:
         self.seeks.append((tp, offset))
 
 
-def _processor(stop: asyncio.Event) -> Processor:
+def _processor(stop: asyncio.Event, *, first_retry_s: float = 1.0) -> Processor:
     settings = Settings(kafka_bootstrap="127.0.0.1:1", instance_id="t")
     return Processor(
         settings=settings,
@@ -32,13 +31,13 @@ def _processor(stop: asyncio.Event) -> Processor:
         transform=lambda record: (),
         metrics=Metrics(),
         stop=stop,
+        first_retry_s=first_retry_s,
     )
 
 
 async def test_rewind_pause_ends_when_stop_is_set() -> None:
     stop = asyncio.Event()
-    processor = _processor(stop)
-    processor._rewinder = Rewind(stop, first_s=30.0)  # deep into a broker outage
+    processor = _processor(stop, first_retry_s=30.0)  # deep into a broker outage
     consumer = _Consumer()
     record = SimpleNamespace(topic="in", partition=0, offset=7)
     asyncio.get_running_loop().call_later(0.2, stop.set)  # SIGTERM arrives
@@ -50,8 +49,7 @@ async def test_rewind_pause_ends_when_stop_is_set() -> None:
 
 async def test_renew_producer_pause_ends_when_stop_is_set(monkeypatch: Any) -> None:
     stop = asyncio.Event()
-    processor = _processor(stop)
-    processor._rewinder = Rewind(stop, first_s=30.0)
+    processor = _processor(stop, first_retry_s=30.0)
 
     async def cannot_start() -> None:
         raise KafkaConnectionError("broker down")
