@@ -7,17 +7,19 @@ beginning of its retention, then live) and renders its answers.
 from __future__ import annotations
 
 import itertools
+import sys
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from newsmon.shared.messages import Alert, AlertSource
+from newsmon.shared.messages import Alert, AlertSource, encode
 
 __all__ = [
     "SINCE_CHOICES",
     "AlertFilter",
     "AlertStore",
+    "Revision",
     "Story",
     "TimelineEntry",
     "alerts_per_day",
@@ -44,14 +46,70 @@ class TimelineEntry:
     lang: str | None = None
 
 
-@dataclass
-class Story:
-    """Every revision of one alert (same alert_id), oldest first."""
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """What the pages use of one revision besides the newest: its timeline row, the search and
+    the filters. Small on purpose: a story holds one per revision (see Story)."""
 
-    revisions: list[Alert] = field(default_factory=list)
+    revision: int
+    alerted: datetime
+    when: datetime | None  # published, else fetched
+    article_id: str
+    title: str
+    url: str
+    source: str
+    feed: str
+    lang: str | None
+    categories: tuple[str, ...]
+
+    @classmethod
+    def of(cls, alert: Alert) -> Revision:
+        # Outlet, feed, language and category names repeat across thousands of alerts: one
+        # copy of each (decoded messages bring fresh strings).
+        return cls(
+            revision=alert.revision,
+            alerted=alert.alerted,
+            when=alert.published or alert.fetched,
+            article_id=alert.article_id,
+            title=alert.title,
+            url=alert.url,
+            source=sys.intern(alert.source),
+            feed=sys.intern(alert.feed),
+            lang=sys.intern(alert.lang) if alert.lang else alert.lang,
+            categories=tuple(sys.intern(c) for c in alert.categories),
+        )
+
+    @property
+    def own_source(self) -> AlertSource:
+        return AlertSource(
+            article_id=self.article_id, source=self.source, url=self.url, feed=self.feed
+        )
+
+
+class Story:
+    """Every revision of one alert (same alert_id), oldest first.
+
+    Only the newest revision is kept whole, as its JSON (decoded when a page shows it): a
+    decoded Alert with its evidence is about 12 KB and every revision's `sources` repeats the
+    ones before it, so keeping each revision whole grew with the square of a story's copies.
+    Older revisions keep what the timeline, search and filters read (Revision); sources known
+    only from a revision's list are kept once per article.
+    """
+
+    __slots__ = ("_joined", "_latest", "revisions")
+
+    def __init__(self) -> None:
+        self.revisions: list[Revision] = []
+        self._latest = b""
+        self._joined: dict[str, tuple[str, str, str]] = {}  # article id -> source, url, feed
 
     @property
     def latest(self) -> Alert:
+        """The newest revision, whole (the page shows its evidence, summary and score)."""
+        return Alert.model_validate_json(self._latest)
+
+    @property
+    def newest(self) -> Revision:
         return self.revisions[-1]
 
     @property
@@ -62,22 +120,29 @@ class Story:
         """Keep `alert` unless this revision is already here (a replayed duplicate)."""
         if any(r.revision == alert.revision for r in self.revisions):
             return False
-        self.revisions.append(alert)
+        self.revisions.append(Revision.of(alert))
         self.revisions.sort(key=lambda r: r.revision)
+        if self.revisions[-1].revision == alert.revision:
+            self._latest = encode(alert)
+        raised = {r.article_id for r in self.revisions}
+        for s in alert.sources:
+            if s.article_id not in raised and s.article_id not in self._joined:
+                self._joined[s.article_id] = (sys.intern(s.source), s.url, sys.intern(s.feed))
         return True
 
     def sources(self) -> list[AlertSource]:
-        """Every outlet that carried the story, in the order they joined, each once."""
+        """Every outlet that carried the story, each once: the articles that raised its
+        revisions in revision order, then those only known from a revision's list, in the
+        order they were read."""
         seen: dict[str, AlertSource] = {}
-        for revision in self.revisions:
-            own = AlertSource(
-                article_id=revision.article_id,
-                source=revision.source,
-                url=revision.url,
-                feed=revision.feed,
-            )
-            for source in (own, *revision.sources):
-                seen.setdefault(source.article_id, source)
+        for r in self.revisions:
+            if r.article_id not in seen:
+                seen[r.article_id] = r.own_source
+        for article_id, (source, url, feed) in self._joined.items():
+            if article_id not in seen:
+                seen[article_id] = AlertSource(
+                    article_id=article_id, source=source, url=url, feed=feed
+                )
         return list(seen.values())
 
     def timeline(self) -> list[TimelineEntry]:
@@ -85,13 +150,7 @@ class Story:
         later revision's list (they joined without raising a revision of their own)."""
         entries = [
             TimelineEntry(
-                when=r.published or r.fetched,
-                revision=r.revision,
-                source=AlertSource(
-                    article_id=r.article_id, source=r.source, url=r.url, feed=r.feed
-                ),
-                title=r.title,
-                lang=r.lang,
+                when=r.when, revision=r.revision, source=r.own_source, title=r.title, lang=r.lang
             )
             for r in self.revisions
         ]
@@ -129,7 +188,7 @@ class AlertFilter:
         return {k: v for k, v in vars(self).items() if v}
 
     def matches(self, story: Story, now: datetime) -> bool:
-        alert = story.latest
+        alert = story.newest
         if self.category and self.category not in alert.categories:
             return False
         if self.lang and alert.lang != self.lang:
@@ -178,7 +237,7 @@ class AlertStore:
     def stories(self) -> list[Story]:
         """Newest first, by the time of each story's latest revision (the topic's partitions
         are read in no particular order between them)."""
-        return sorted(self._stories.values(), key=lambda s: s.latest.alerted, reverse=True)
+        return sorted(self._stories.values(), key=lambda s: s.newest.alerted, reverse=True)
 
     def query(self, flt: AlertFilter, now: datetime, limit: int = 200) -> list[Story]:
         matching = (s for s in self.stories() if flt.matches(s, now))
@@ -201,9 +260,9 @@ class AlertStore:
         langs: set[str] = set()
         feeds: set[str] = set()
         for story in self._stories.values():
-            categories.update(story.latest.categories)
-            if story.latest.lang:
-                langs.add(story.latest.lang)
+            categories.update(story.newest.categories)
+            if story.newest.lang:
+                langs.add(story.newest.lang)
             feeds.update(s.feed for s in story.sources())
         return {
             "category": sorted(categories),
@@ -222,5 +281,5 @@ def alerts_per_day(
     for story in stories:
         day = story.first_alerted.date()
         if day in counts:
-            counts[day].update(story.latest.categories or ("uncategorised",))
+            counts[day].update(story.newest.categories or ("uncategorised",))
     return sorted(counts.items())

@@ -102,6 +102,30 @@ def test_revisions_join_one_story_and_replays_are_ignored() -> None:
     assert [s.latest.revision for s in changed] == [2]
 
 
+def test_story_keeps_the_newest_revision_whole_and_sources_known_only_from_a_list() -> None:
+    store = AlertStore()
+    joined = make_alert(9, source="NHK", feed="nhk").sources[0]  # never raised a revision
+    third = make_alert(1, revision=3, source="TASS", feed="tass", categories=("weapons",))
+    first = make_alert(1, source="Yonhap", feed="yonhap")
+    second = make_alert(1, revision=2, source="AP", feed="ap", sources=(*first.sources, joined))
+    for alert in (third, first, second):  # partitions are read in no particular order
+        assert store.add(alert)
+    story = store.story("alert-1")
+    assert story is not None
+    assert story.latest == third, "the newest revision, whole, whatever the arrival order"
+    assert [s.source for s in story.sources()] == ["Yonhap", "AP", "TASS", "NHK"]
+    assert [(e.revision, e.source.source) for e in story.timeline()] == [
+        (1, "Yonhap"),
+        (2, "AP"),
+        (3, "TASS"),
+        (None, "NHK"),
+    ]
+    now = datetime.now(UTC)
+    assert store.query(AlertFilter(category="weapons"), now) == [story]
+    assert store.query(AlertFilter(feed="nhk"), now) == [story]
+    assert store.query(AlertFilter(q="kursk"), now) == [story]
+
+
 def test_store_is_bounded() -> None:
     store = AlertStore(max_stories=2)
     for n in range(5):
