@@ -371,7 +371,7 @@ class _Readers:
         except MessageDecodeError as exc:
             self._bad(record, exc)
             return
-        self.data.store.add(alert)
+        self.data.store.add(alert, record.value)
 
     def alerts_done(self) -> None:
         self.metrics.web_stories.set(len(self.data.store))
