@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 from aiokafka import AIOKafkaProducer
+from newsmon.shared.clock import Clock
 from newsmon.shared.messages import Alert, utc_now
 from newsmon.shared.settings import Settings, Topics
 from newsmon.shared.statetopic import StateTopic, ensure_state_topic, read_latest, write
@@ -53,10 +55,16 @@ async def ensure_marker_topic(settings: Settings) -> None:
 class DeliveryMarkers:
     """The markers read so far plus those this notifier wrote; `producer` writes new ones."""
 
-    def __init__(self, topics: Topics, producer: AIOKafkaProducer) -> None:
+    def __init__(
+        self, topics: Topics, producer: AIOKafkaProducer, clock: Clock = time.monotonic
+    ) -> None:
         self.producer = producer
         self.topic = marker_topic(topics)
-        self.delivered: set[str] = set()
+        self.clock = clock
+        # Key -> when it was remembered, oldest first. Forgotten after the markers' retention,
+        # as the broker forgets them: a notifier that runs for months stays bounded (one key per
+        # alert message delivered) and behaves as one restarted then would.
+        self.delivered: dict[str, float] = {}
         # Delivered (Slack said 2xx) but the marker is not acknowledged yet: written again
         # before the alert's offset is committed.
         self._unmarked: dict[str, bytes] = {}
@@ -64,7 +72,10 @@ class DeliveryMarkers:
     async def load(self, kafka: Settings) -> None:
         """Markers written by any replica, so far (`kafka`: how to reach the cluster)."""
         records = await read_latest(kafka, self.topic)
-        self.delivered |= {key.decode("utf-8", "replace") for key, v in records.items() if v}
+        now = self.clock()
+        for key, value in records.items():
+            if value:
+                self.delivered[key.decode("utf-8", "replace")] = now
         log.info("%d delivered alert messages remembered", len(self.delivered))
 
     def unmarked(self, key: str) -> bool:
@@ -84,9 +95,21 @@ class DeliveryMarkers:
         }
         # Remembered here first: if the marker is not acknowledged (broker away), the retry
         # of this alert writes it again instead of posting to Slack a second time.
-        self.delivered.add(key)
+        self.note_delivered(key)
         self._unmarked[key] = json.dumps(marker).encode()
         await self.write(key)
+
+    def note_delivered(self, key: str) -> None:
+        """Remember `key` as delivered now; forget those older than the markers' retention."""
+        now = self.clock()
+        self.delivered.pop(key, None)  # re-inserted last: the dict stays in time order
+        self.delivered[key] = now
+        horizon = now - MARKER_RETENTION_MS / 1000
+        while self.delivered:
+            oldest, at = next(iter(self.delivered.items()))
+            if at >= horizon:
+                break
+            del self.delivered[oldest]
 
     async def write(self, key: str) -> None:
         """Write the marker of `key` (raises KafkaError when not acknowledged: kept for a
